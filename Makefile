@@ -1,0 +1,57 @@
+# The course's commands. `make course` and `make test` set everything up on first use.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: setup course lesson test worker beat flower doctor simulator stop-redis bench stack clean
+
+setup: $(STAMP)
+
+# The virtual environment, rebuilt when requirements change.
+$(STAMP): requirements.txt pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed: make PYTHON=python3.11 ...")'
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.txt
+	touch $(STAMP)
+
+course: setup            ## every lesson in order (pauses between steps on a terminal)
+	$(BIN)/python -m course.run_all $(ARGS)
+
+lesson: setup            ## one lesson: make lesson N=02
+	$(BIN)/python modules/$(N)_*.py $(ARGS)
+
+test: setup              ## the whole test suite
+	$(BIN)/python -m pytest
+
+worker: setup            ## a Celery worker for lessons 03-05 (run it in a second terminal)
+	$(BIN)/celery -A course worker --loglevel=info -Q high,default,low -E
+
+beat: setup              ## the periodic-task scheduler (one instance only)
+	$(BIN)/celery -A course beat --loglevel=info
+
+flower: setup            ## the monitoring web UI on http://localhost:5555
+	$(BIN)/celery -A course flower --port=5555
+
+doctor: setup            ## check Redis, the worker and the LLM endpoint
+	$(BIN)/python -m course.doctor
+
+simulator: setup         ## the simulated LLM on a fixed port (SIM_PORT, default 8100)
+	$(BIN)/python -m course.simulator
+
+stop-redis: setup        ## stop the redis-server the course started
+	$(BIN)/python -c 'from course import stack; stack.stop_redis()'
+
+bench: setup             ## the benchmarks; each prints its measured figures
+	$(BIN)/python bench/fanout.py --calls 200 --concurrency 20 --latency 0.5
+	$(BIN)/python bench/fanout.py --calls 1000 --concurrency 100 --latency 1.0
+	$(BIN)/python bench/rate_limited.py --calls 300 --rpm 600
+	$(BIN)/python bench/simulator_capacity.py
+	$(BIN)/python bench/celery_throughput.py
+
+stack:                   ## the shared stack in Docker: Redis, worker, beat, Flower, simulator
+	docker compose up -d
+
+clean:
+	rm -rf $(VENV) .course-data .pytest_cache

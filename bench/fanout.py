@@ -1,0 +1,68 @@
+"""How close does a bounded fan-out get to the ideal time?
+
+    python bench/fanout.py --calls 200 --concurrency 20 --latency 0.5
+
+The simulator runs in its own process with a fixed latency per request, so with C
+calls in flight the best possible time is ceil(N / C) * L. Whatever is left over is
+client overhead (the SDK's CPU per call) plus the server's.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import math
+import time
+
+import httpx2
+from openai import AsyncOpenAI, DefaultAsyncHttpxClient
+
+from course.simulator.launcher import start
+
+
+async def fan_out(base_url: str, calls: int, concurrency: int) -> tuple[float, int]:
+    # One client for every call; the pool must allow `concurrency` connections at once.
+    limits = httpx2.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    http_client = DefaultAsyncHttpxClient(limits=limits, timeout=60)
+    client = AsyncOpenAI(base_url=base_url, api_key="anything", max_retries=0, http_client=http_client)
+    semaphore = asyncio.Semaphore(concurrency)
+    errors = 0
+
+    async def ask(i: int) -> None:
+        await client.chat.completions.create(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": f"Question number {i}"}])
+
+    async def one(i: int) -> None:
+        nonlocal errors
+        async with semaphore:
+            try:
+                await ask(i)
+            except Exception:
+                errors += 1
+
+    # One call before the clock starts: the SDK's first call pays one-off costs
+    # (lazy imports, building its request machinery) that are not part of fanning out.
+    await ask(-1)
+    began = time.perf_counter()
+    await asyncio.gather(*(one(i) for i in range(calls)))
+    actual = time.perf_counter() - began
+    await client.close()
+    return actual, errors
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--calls", type=int, default=200)
+    p.add_argument("--concurrency", type=int, default=20)
+    p.add_argument("--latency", type=float, default=0.5)
+    args = p.parse_args()
+
+    with start(latency=args.latency) as sim:
+        actual, errors = asyncio.run(fan_out(sim.base_url, args.calls, args.concurrency))
+    ideal = math.ceil(args.calls / args.concurrency) * args.latency
+    print(f"calls={args.calls} concurrency={args.concurrency} latency={args.latency}s")
+    print(f"actual={actual:.3f}s ideal={ideal:.3f}s errors={errors}")
+    print(f"efficiency={ideal / actual:.3f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,73 @@
+"""Every setting of the course, read once from the environment and `.env`.
+
+The environment wins over `.env` (python-dotenv does not override what is already set),
+so CI and docker compose can set anything without touching the file.
+`.env.example` lists each setting with its default and what it does.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from dotenv import load_dotenv
+
+ROOT = Path(__file__).resolve().parents[2]
+DATA = ROOT / ".course-data"  # git-ignored: the embedded Redis's data, the worker's log, beat's schedule
+load_dotenv(ROOT / ".env")
+
+
+def _text(name: str, default: str = "") -> str:
+    return os.environ.get(name, default).strip()
+
+
+def _number(name: str, default: float) -> float:
+    raw = _text(name)
+    if not raw:
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise SystemExit(f"{name}={raw!r} is not a number: set it to a number in .env or unset it.")
+
+
+@dataclass(frozen=True)
+class Settings:
+    # The LLM: nothing set means the simulator that ships with the course.
+    openai_api_key: str = _text("OPENAI_API_KEY")
+    openai_base_url: str = _text("OPENAI_BASE_URL")
+    chat_model: str = _text("CHAT_MODEL", "gpt-4o-mini")
+    large_model: str = _text("LARGE_MODEL", "gpt-4o")
+    embedding_model: str = _text("EMBEDDING_MODEL", "text-embedding-3-small")
+    llm_timeout: float = _number("LLM_TIMEOUT", 30.0)
+
+    # The simulated LLM.
+    sim_host: str = _text("SIM_HOST", "127.0.0.1")
+    sim_port: int = int(_number("SIM_PORT", 8100))
+    sim_speed: float = _number("SIM_SPEED", 1.0)
+    sim_latency: float = _number("SIM_LATENCY", -1.0)
+    sim_rpm: float = _number("SIM_RPM", 0.0)
+    sim_tpm: float = _number("SIM_TPM", 0.0)
+    sim_error_rate: float = _number("SIM_ERROR_RATE", 0.0)
+    sim_outage: str = _text("SIM_OUTAGE")
+    sim_require_key: str = _text("SIM_REQUIRE_KEY")
+
+    # Redis: the broker and the result backend.
+    redis_url: str = _text("REDIS_URL", "redis://localhost:6379/0")
+
+    # Celery: how long Redis waits for an unacknowledged task before handing it to another
+    # worker. Time limits and retry delays are derived from it, so they always stay below it.
+    celery_visibility_timeout: float = _number("CELERY_VISIBILITY_TIMEOUT", 300.0)
+    # How long a lesson waits for a worker of yours to answer before starting one itself.
+    worker_wait: float = _number("WORKER_WAIT", 4.0)
+
+    # The step runner.
+    no_pause: bool = _text("COURSE_NO_PAUSE") not in ("", "0", "false")
+
+    @property
+    def uses_simulator(self) -> bool:
+        """True when no real endpoint is configured, so the course starts its own."""
+        return not self.openai_api_key and not self.openai_base_url
+
+
+settings = Settings()

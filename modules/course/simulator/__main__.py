@@ -1,0 +1,68 @@
+"""Command line: `python -m course.simulator [--port 8100] [--speed 1] ...`.
+
+Prints one line once it is listening (the launcher reads it), then serves until
+Ctrl-C or SIGTERM.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import socket
+
+import uvicorn
+import uvloop
+
+from course.settings import settings
+
+from .app import Config, create_app
+from .faults import parse_window
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m course.simulator", description="A simulated OpenAI-compatible LLM server.")
+    p.add_argument("--host", default=settings.sim_host)
+    p.add_argument("--port", type=int, default=settings.sim_port, help="0 picks a free port")
+    p.add_argument("--speed", type=float, default=settings.sim_speed, help="divide every model's latency by this")
+    p.add_argument("--latency", type=float, default=settings.sim_latency,
+                   help="exactly this many seconds per request, for every model (-1 = model profiles)")
+    p.add_argument("--rpm", type=float, default=settings.sim_rpm, help="requests per minute per model (0 = unlimited)")
+    p.add_argument("--tpm", type=float, default=settings.sim_tpm, help="tokens per minute per model (0 = unlimited)")
+    p.add_argument("--error-rate", type=float, default=settings.sim_error_rate, help="fraction of requests that get 500")
+    p.add_argument("--outage", default=settings.sim_outage, help="START-END: 503 between these seconds after start")
+    p.add_argument("--require-key", default=settings.sim_require_key, help="accept only this API key")
+    return p.parse_args(argv)
+
+
+async def serve(server: uvicorn.Server, sock: socket.socket, host: str) -> None:
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    while not server.started and not task.done():
+        await asyncio.sleep(0.01)
+    if server.started:
+        print(f"simulator listening on http://{host}:{sock.getsockname()[1]}/v1", flush=True)
+    await task
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    config = Config(speed=args.speed, latency=args.latency, rpm=args.rpm, tpm=args.tpm,
+                    error_rate=args.error_rate, outage=parse_window(args.outage), require_key=args.require_key)
+    # We bind the socket ourselves so that --port 0 tells us which port we got.
+    sock = socket.socket(socket.AF_INET6 if ":" in args.host else socket.AF_INET)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((args.host, args.port))
+    except OSError as exc:
+        raise SystemExit(f"simulator: cannot listen on {args.host}:{args.port}: {exc.strerror}")
+    server = uvicorn.Server(uvicorn.Config(create_app(config), loop="uvloop", http="httptools",
+                                           log_level="warning", access_log=False, lifespan="off"))
+    # Uvicorn handles the signals while serving, then re-raises them once it has stopped.
+    # These handlers catch that re-raise (and any signal before uvicorn starts), so a
+    # stop is quiet: no KeyboardInterrupt traceback.
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: setattr(server, "should_exit", True))
+    uvloop.run(serve(server, sock, args.host))
+
+
+if __name__ == "__main__":
+    main()
