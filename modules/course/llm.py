@@ -85,6 +85,9 @@ def explain(error: BaseException) -> str | None:
         return (f"Cannot reach the LLM at {where}. Is the server running and the URL right? "
                 "Fix OPENAI_BASE_URL in .env, or unset it to use the course's simulator.")
     if isinstance(error, openai.AuthenticationError):
+        if not settings.openai_api_key:
+            return (f"The LLM at {where} needs an API key (401): set OPENAI_API_KEY in .env "
+                    "to a key it accepts.")
         return (f"The LLM at {where} refused the API key (401). "
                 "Check OPENAI_API_KEY in .env, or unset it to use the course's simulator.")
     if isinstance(error, openai.NotFoundError):
