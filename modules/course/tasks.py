@@ -1,0 +1,254 @@
+"""The tasks the worker runs: a hello-world, LLM calls, progress, retries, failures, beat.
+
+Arguments are JSON (numbers, strings, lists, dicts) and checked first: a malformed call fails
+at once with `BadArguments`, which is never retried.
+"""
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+
+import openai
+import redis
+
+from course import llm
+from course.celery_app import RETRY_BACKOFF_MAX, app
+from course.settings import settings
+
+
+class BadArguments(ValueError):
+    """The task was called with arguments it cannot use; retrying would not help."""
+
+
+# Errors worth another try: the server may answer next time. A refused key (401) or a
+# malformed call is not among them, so it fails at once.
+TRANSIENT_LLM_ERRORS = (openai.APIConnectionError, openai.APITimeoutError,
+                        openai.RateLimitError, openai.InternalServerError)
+
+
+# ---- one event loop and one LLM client per worker process -----------------------------
+# `asyncio.run()` per task would close its loop each time, and an AsyncOpenAI client kept
+# between tasks would then fail with "Event loop is closed". So each process keeps one loop,
+# makes the client once for it, and runs every task's coroutine on it.
+_loop: asyncio.AbstractEventLoop | None = None
+_client = None
+_redis: redis.Redis | None = None
+
+
+def _forget_after_fork() -> None:
+    # A forked pool process must not share its parent's loop, sockets or connections.
+    global _loop, _client, _redis
+    _loop = _client = _redis = None
+
+
+os.register_at_fork(after_in_child=_forget_after_fork)
+
+
+def run_async(coroutine):
+    """Run a coroutine on this process's one event loop."""
+    global _loop
+    if _loop is None:
+        _loop = asyncio.new_event_loop()
+    return _loop.run_until_complete(coroutine)
+
+
+def client():
+    """This process's AsyncOpenAI client, made once (same factory as the lessons)."""
+    global _client
+    if _client is None:
+        _client = llm.make_client()
+    return _client
+
+
+def store() -> redis.Redis:
+    global _redis
+    if _redis is None:
+        _redis = redis.Redis.from_url(settings.redis_url, decode_responses=True)
+    return _redis
+
+
+def first_time(key: str, seconds: int = 24 * 3600) -> bool:
+    """True only the first time `key` is seen (SET NX).
+
+    With Redis as the broker a task can run twice (a worker dies after the work but before
+    the acknowledgement, or a message outlives the visibility timeout), so a task that writes
+    records what it did under its own id and does nothing the second time.
+    """
+    return bool(store().set(f"course:done:{key}", 1, nx=True, ex=seconds))
+
+
+def _text(value, name: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise BadArguments(f"{name} must be a non-empty string, got {value!r}")
+    return value
+
+
+async def _ask(prompt: str, model: str | None = None, headers: dict | None = None,
+               max_tokens: int = 200) -> str:
+    response = await client().chat.completions.create(
+        model=model or settings.chat_model, max_tokens=max_tokens,
+        messages=[{"role": "user", "content": prompt}], extra_headers=headers or {})
+    return response.choices[0].message.content or ""
+
+
+LLM_TASK = dict(bind=True, throws=(BadArguments,))
+
+
+# ---- the hello-world ------------------------------------------------------------------
+
+
+@app.task
+def add(x, y):
+    if not all(isinstance(n, (int, float)) for n in (x, y)):
+        raise BadArguments(f"add needs two numbers, got {x!r} and {y!r}")
+    return x + y
+
+
+# ---- LLM tasks ------------------------------------------------------------------------
+
+
+@app.task(**LLM_TASK)
+def chat_completion(self, prompt, model=None):
+    answer = run_async(_ask(_text(prompt, "prompt"), model))
+    return {"model": model or settings.chat_model, "answer": answer}
+
+
+@app.task(**LLM_TASK)
+def embed_batch(self, texts, batch_size=8):
+    if not isinstance(texts, list) or not texts or not all(isinstance(t, str) and t for t in texts):
+        raise BadArguments(f"texts must be a non-empty list of strings, got {type(texts).__name__}")
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise BadArguments(f"batch_size must be a positive integer, got {batch_size!r}")
+    dimensions = 0
+    for start in range(0, len(texts), batch_size):
+        batch = texts[start:start + batch_size]
+        response = run_async(client().embeddings.create(model=settings.embedding_model, input=batch))
+        dimensions = len(response.data[0].embedding)
+        done = start + len(batch)
+        self.update_state(state="PROGRESS", meta={"current": done, "total": len(texts)})
+    # The vectors stay out of the result backend: a result is a summary, not a data store.
+    return {"texts": len(texts), "dimensions": dimensions, "batches": -(-len(texts) // batch_size)}
+
+
+@app.task(**LLM_TASK)
+def analyse_sentiment(self, text):
+    answer = run_async(_ask(f"Classify the sentiment (positive, negative or neutral): {_text(text, 'text')}"))
+    return {"sentiment": answer}
+
+
+@app.task(**LLM_TASK)
+def summarise(self, text):
+    return {"summary": run_async(_ask(f"Summarise in one sentence: {_text(text, 'text')}"))}
+
+
+@app.task(**LLM_TASK)
+def extract_keywords(self, text):
+    return {"keywords": run_async(_ask(f"Extract the keywords: {_text(text, 'text')}"))}
+
+
+@app.task(bind=True, throws=(BadArguments,))
+def combine_analysis(self, results):
+    """A chord's callback: gets the list of the group's results, in order."""
+    if not isinstance(results, list):
+        raise BadArguments(f"results must be a list, got {type(results).__name__}")
+    combined = {}
+    for part in results:
+        combined.update(part if isinstance(part, dict) else {"value": part})
+    return {"parts": len(results), **combined}
+
+
+@app.task(bind=True, throws=(BadArguments,), autoretry_for=TRANSIENT_LLM_ERRORS,
+          retry_backoff=True, retry_backoff_max=RETRY_BACKOFF_MAX, retry_jitter=True, max_retries=5)
+def flaky_llm_call(self, key, fail_first):
+    """The simulator answers 500 to the first `fail_first` calls with this key; retry until it works."""
+    if not isinstance(fail_first, int) or fail_first < 0:
+        raise BadArguments(f"fail_first must be a whole number >= 0, got {fail_first!r}")
+    headers = {"x-sim-fail-first": str(fail_first), "x-sim-fail-key": _text(key, "key")}
+    answer = run_async(_ask("Say hello.", headers=headers, max_tokens=20))
+    return {"attempts": self.request.retries + 1, "answer": answer}
+
+
+# ---- progress, cancellation, failure --------------------------------------------------
+
+
+@app.task(bind=True, throws=(BadArguments,))
+def long_report(self, steps=10, step_seconds=0.5):
+    """A long job that reports each step; revoke it with terminate=True to stop it mid-way."""
+    if not isinstance(steps, int) or steps < 1:
+        raise BadArguments(f"steps must be a positive integer, got {steps!r}")
+    if not isinstance(step_seconds, (int, float)) or step_seconds < 0:
+        raise BadArguments(f"step_seconds must be a number >= 0, got {step_seconds!r}")
+    for step in range(1, steps + 1):
+        time.sleep(step_seconds)  # stands in for one section of the report
+        self.update_state(state="PROGRESS", meta={"current": step, "total": steps})
+    return {"steps": steps, "seconds": steps * step_seconds}
+
+
+class ReportGenerationError(RuntimeError):
+    """Raised on purpose by `failing_task`."""
+
+
+@app.task
+def failing_task():
+    raise ReportGenerationError("The report could not be generated: "
+                                "the data source is empty (raised on purpose).")
+
+
+# ---- beat -----------------------------------------------------------------------------
+
+
+@app.task(bind=True)
+def heartbeat(self):
+    """Beat sends this every few seconds: count it once per task id, even if it runs twice."""
+    if first_time(f"heartbeat:{self.request.id}"):
+        store().incr("course:heartbeat:count")
+        store().set("course:heartbeat:last", time.time())
+    return int(store().get("course:heartbeat:count") or 0)
+
+
+@app.task
+def nightly_report():
+    """Beat's 02:00 job: how many heartbeats so far."""
+    return {"heartbeats": int(store().get("course:heartbeat:count") or 0), "at": time.time()}
+
+
+# ---- lesson 05: a job that tells the client instead of waiting to be asked ------------
+
+
+@app.task(bind=True, throws=(BadArguments,))
+def report_with_updates(self, steps=5, step_seconds=0.2, channel=None, webhook_url=None):
+    """`long_report` that also publishes each step to a Redis channel and POSTs a webhook when done."""
+    import json
+    import urllib.request
+
+    if not isinstance(steps, int) or steps < 1:
+        raise BadArguments(f"steps must be a positive integer, got {steps!r}")
+    if not isinstance(step_seconds, (int, float)) or step_seconds < 0:
+        raise BadArguments(f"step_seconds must be a number >= 0, got {step_seconds!r}")
+    if webhook_url is not None and not str(webhook_url).startswith(("http://", "https://")):
+        raise BadArguments(f"webhook_url must be an http(s) URL, got {webhook_url!r}")
+    for step in range(1, steps + 1):
+        time.sleep(step_seconds)
+        progress = {"current": step, "total": steps}
+        self.update_state(state="PROGRESS", meta=progress)
+        if channel:
+            store().publish(channel, json.dumps({"id": self.request.id, **progress}))
+    result = {"steps": steps, "seconds": steps * step_seconds}
+    if webhook_url:
+        body = json.dumps({"id": self.request.id, "state": "SUCCESS", "result": result, "finished_at": time.time()})
+        request = urllib.request.Request(webhook_url, data=body.encode(), method="POST",
+                                         headers={"Content-Type": "application/json"})
+        urllib.request.urlopen(request, timeout=5).close()
+    return result
+
+
+# ---- lesson 04: a link that adapts one task's result to the next one's argument --------
+
+
+@app.task(throws=(BadArguments,))
+def pick(record, key):
+    """In a chain, pass one field on: `summarise` returns {"summary": ...}, the next task wants the text."""
+    if not isinstance(record, dict) or key not in record:
+        raise BadArguments(f"pick needs a dict with {key!r}, got {record!r}")
+    return record[key]

@@ -1,0 +1,26 @@
+"""`python -m course.doctor` says what is there and what is missing, and exits 1 when it matters."""
+import subprocess
+import sys
+
+from conftest import ROOT, TEST_REDIS_URL, lesson_env
+
+
+def doctor(**env):
+    return subprocess.run([sys.executable, "-m", "course.doctor"], cwd=ROOT, env=lesson_env(**env),
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_doctor_names_a_missing_redis_and_exits_1():
+    process = doctor(REDIS_URL="redis://:hunter2@127.0.0.1:1/0")
+    assert process.returncode == 1
+    assert "✗ Redis" in process.stdout and "redis://:***@127.0.0.1:1/0" in process.stdout
+    assert "hunter2" not in process.stdout and "Traceback" not in process.stdout + process.stderr
+    assert "PENDING" in process.stdout
+
+
+def test_doctor_sees_redis_the_worker_its_queues_and_the_llm(worker, simulator):
+    process = doctor(REDIS_URL=TEST_REDIS_URL, OPENAI_BASE_URL=simulator.base_url)
+    assert process.returncode == 0, process.stdout + process.stderr
+    for line in ("✓ Redis:", "✓ Redis persistence", "✓ Worker:", "✓ Worker queues", "✓ Course tasks",
+                 "✓ Task events", "✓ LLM"):
+        assert line in process.stdout, process.stdout

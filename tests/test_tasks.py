@@ -1,0 +1,78 @@
+"""The course's tasks on a real worker, against the tests' simulator and Redis."""
+import time
+import uuid
+
+import pytest
+from celery import chord
+
+from course import tasks
+
+
+def test_add_runs_on_the_worker(worker):
+    assert tasks.add.delay(2, 3).get(timeout=10) == 5
+
+
+def test_chat_completion_reaches_the_simulator_from_the_worker(worker):
+    result = tasks.chat_completion.delay("Say hello.")
+    answer = result.get(timeout=20)
+    assert answer["answer"] and result.queue == "high"
+
+
+def test_embed_batch_reports_progress_per_batch(worker):
+    result = tasks.embed_batch.delay([f"text number {n}" for n in range(40)], batch_size=2)
+    seen = set()
+    while not result.ready():
+        if result.state == "PROGRESS":
+            seen.add(result.info["current"])
+        time.sleep(0.005)
+    assert result.get() == {"texts": 40, "dimensions": 1536, "batches": 20}
+    assert seen and seen <= set(range(2, 41, 2))
+    assert result.queue == "low"
+
+
+def test_flaky_call_succeeds_on_the_third_attempt_after_two_500s(worker):
+    result = tasks.flaky_llm_call.delay(f"flaky-{uuid.uuid4()}", 2)
+    assert result.get(timeout=30)["attempts"] == 3
+
+
+def test_a_malformed_call_fails_at_once_without_retries(worker):
+    result = tasks.embed_batch.delay("not a list")
+    with pytest.raises(tasks.BadArguments, match="non-empty list of strings"):
+        result.get(timeout=10)
+    assert result.state == "FAILURE" and result.retries == 0
+
+
+def test_chord_callback_gets_the_list_of_results(worker):
+    text = "The new release is fast and I love it."
+    header = [tasks.analyse_sentiment.s(text), tasks.summarise.s(text), tasks.extract_keywords.s(text)]
+    combined = chord(header)(tasks.combine_analysis.s()).get(timeout=30)
+    assert combined["parts"] == 3
+    assert {"sentiment", "summary", "keywords"} <= set(combined)
+
+
+def test_a_failing_task_keeps_its_traceback(worker):
+    result = tasks.failing_task.delay()
+    with pytest.raises(Exception, match="raised on purpose"):
+        result.get(timeout=10)
+    assert result.state == "FAILURE"
+    assert "ReportGenerationError" in result.traceback
+
+
+def test_a_long_report_can_be_revoked_mid_way(worker):
+    result = tasks.long_report.delay(steps=50, step_seconds=0.1)
+    deadline = time.monotonic() + 10
+    while result.state != "PROGRESS" and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert result.state == "PROGRESS"
+    result.revoke(terminate=True)
+    while result.state == "PROGRESS" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert result.state == "REVOKED"
+
+
+def test_heartbeat_counts_once_per_task_id_even_if_it_runs_twice(redis_server):
+    task_id = f"beat-{uuid.uuid4()}"
+    first = tasks.heartbeat.apply(task_id=task_id).get()
+    again = tasks.heartbeat.apply(task_id=task_id).get()
+    assert again == first
+    assert tasks.heartbeat.apply().get() == first + 1
