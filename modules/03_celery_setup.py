@@ -13,6 +13,7 @@ uses your worker when one answers, and starts one for its own run when none does
 import inspect
 import json
 import os
+import statistics
 
 import celery.exceptions
 
@@ -196,10 +197,20 @@ def acks_late_and_prefetch(app, worker):
 
     Celery's defaults acknowledge a task when a worker receives it and let each process reserve
     four: fastest for tiny tasks, but a crash loses everything received, and one slow LLM call
-    holds up three more. The course acknowledges after the work and reserves one per process:
-    a little slower for tiny tasks (`python bench/celery_throughput.py` measures how much on
-    your machine), nothing lost, and long tasks spread over all the workers.
+    holds up three more. The course acknowledges after the work, reserves one per process,
+    records STARTED and sends events for Flower. Each of those costs Redis round trips, so tiny
+    tasks run markedly slower (`python bench/celery_throughput.py` measures each part against
+    the defaults). Measured below: what that overhead is next to one LLM task.
     """
+    round_trips = []
+    for _ in range(20):
+        with timer() as trip:
+            wait(tasks.add.delay(1, 1))
+        round_trips.append(trip.seconds)
+    with timer() as llm_trip:
+        wait(tasks.chat_completion.delay("Classify: a question about invoices"))
+    overhead = statistics.median(round_trips)
+
     stats = app.control.inspect(timeout=1.0).stats() or {}
     processes = sum(info["pool"]["max-concurrency"] for info in stats.values())
     reserved = sum(info["prefetch_count"] for info in stats.values())
@@ -212,9 +223,13 @@ def acks_late_and_prefetch(app, worker):
         {"setting": "worker_prefetch_multiplier", "default": 4, "course": conf.worker_prefetch_multiplier,
          "effect": "tasks reserved per process: none waits behind a slow one"},
     ]
-    return Result(figures={"pool_processes": processes, "messages_reserved": reserved},
+    return Result(figures={"pool_processes": processes, "messages_reserved": reserved,
+                           "tiny_task_round_trip_ms": overhead * 1000, "llm_task_round_trip_s": llm_trip.seconds},
                   view=rows_table(rows),
-                  note=f"Measured now: {processes} pool process(es) reserve {reserved} message(s) in all.")
+                  note=f"Measured now: {processes} pool process(es) reserve {reserved} message(s) in all. "
+                       f"A tiny task's whole round trip took {overhead * 1000:.1f} ms (median of 20); one "
+                       f"LLM task took {llm_trip.seconds:.2f} s, so the safety costs "
+                       f"{overhead / llm_trip.seconds:.1%} of it at most.")
 
 
 STEPS = [the_four_parts, the_configuration, the_registered_tasks, a_task_is_a_message,

@@ -50,7 +50,7 @@ def test_inspect_sees_the_worker_and_its_prefetch_of_one_per_process(lesson_03):
 
 
 def test_a_dead_remote_redis_stops_the_lesson_with_a_short_message(tmp_path):
-    process, _ = run_lesson("03_celery_setup", tmp_path, REDIS_URL="redis://:hunter2@192.0.2.1:6379/0")
+    process, _ = run_lesson("03_celery_setup", tmp_path, REDIS_URL="redis://:hunter2@127.0.0.2:6379/0")
     assert process.returncode == 1
     assert "cannot go on" in process.stdout and "***" in process.stdout
     assert "Traceback" not in process.stdout + process.stderr and "hunter2" not in process.stdout

@@ -23,9 +23,9 @@ def test_ensure_redis_starts_an_embedded_server_with_appendonly_on():
 
 def test_an_unreachable_remote_redis_stops_with_the_password_masked():
     with pytest.raises(Stop) as stop:
-        stack.ensure_redis("redis://:hunter2@192.0.2.1:6379/0")
+        stack.ensure_redis("redis://:hunter2@127.0.0.2:6379/0")
     message = str(stop.value)
-    assert "redis://:***@192.0.2.1:6379/0" in message
+    assert "redis://:***@127.0.0.2:6379/0" in message
     assert "hunter2" not in message
 
 
