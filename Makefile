@@ -41,7 +41,7 @@ simulator: setup         ## the simulated LLM on a fixed port (SIM_PORT, default
 	$(BIN)/python -m course.simulator
 
 stop-redis: setup        ## stop the redis-server the course started
-	$(BIN)/python -c 'from course import stack; stack.stop_redis()'
+	$(BIN)/python -m course.stack stop-redis
 
 bench: setup             ## the benchmarks; each prints its measured figures
 	$(BIN)/python bench/fanout.py --calls 200 --concurrency 20 --latency 0.5

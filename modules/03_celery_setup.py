@@ -16,6 +16,7 @@ import os
 import statistics
 
 import celery.exceptions
+from redis.exceptions import ResponseError
 
 from rich.console import Group
 
@@ -62,7 +63,7 @@ def the_four_parts(app, redis):
         {"part": "client", "here": f"this process, pid {os.getpid()}", "job": "sends tasks, reads results"},
         {"part": "broker", "here": f"Redis {version} at {broker} ({origin})",
          "job": "keeps each task as a message until a worker takes it"},
-        {"part": "worker", "here": ", ".join(workers) or "none answers ping yet (step 5 starts one)",
+        {"part": "worker", "here": ", ".join(workers) or "none answers ping yet (step 6 starts one)",
          "job": "runs the tasks"},
         {"part": "result backend", "here": f"the same Redis: {stack.mask(app.conf.result_backend)}",
          "job": "keeps each task's state and result"},
@@ -73,6 +74,32 @@ def the_four_parts(app, redis):
         view=rows_table(rows),
         note=f"Redis answered PING in {ping.seconds * 1000:.2f} ms; "
              f"{len(workers) or 'no'} worker(s) answering right now.",
+    )
+
+
+def redis_that_keeps_tasks(redis):
+    """Redis that keeps tasks: the append-only file and noeviction
+
+    The queue lives in Redis's memory. With the append-only file on, Redis writes every change
+    to disk, so tasks waiting in a queue survive a Redis restart. With `noeviction`, a full Redis
+    refuses new writes with an error instead of quietly deleting keys to make room, and those keys
+    could be queued tasks or results. The course starts its Redis this way, and so does compose.
+    """
+    wanted = {"appendonly": "yes", "maxmemory-policy": "noeviction"}
+    rows = []
+    for name, value in wanted.items():
+        try:
+            here = redis.config_get(name).get(name, "?")
+        except ResponseError:  # some hosted Redis services disable CONFIG
+            here = "cannot tell: CONFIG is disabled"
+        rows.append({"setting": name, "here": here, "wanted": value, "ok": "✓" if here == value else "✗"})
+    missing = [row["setting"] for row in rows if row["ok"] == "✗"]
+    return Result(
+        figures={row["setting"].replace("-", "_"): row["here"] for row in rows},
+        view=rows_table(rows),
+        note="This Redis keeps queued tasks through a restart and never drops them for room."
+             if not missing else f"Not as wanted here: {', '.join(missing)}. "
+             f"Fix: redis-cli config set appendonly yes; redis-cli config set maxmemory-policy noeviction",
     )
 
 
@@ -232,7 +259,7 @@ def acks_late_and_prefetch(app, worker):
                        f"{overhead / llm_trip.seconds:.1%} of it at most.")
 
 
-STEPS = [the_four_parts, the_configuration, the_registered_tasks, a_task_is_a_message,
+STEPS = [the_four_parts, redis_that_keeps_tasks, the_configuration, the_registered_tasks, a_task_is_a_message,
          routing_to_queues, inspecting_the_worker, acks_late_and_prefetch]
 
 if __name__ == "__main__":

@@ -14,13 +14,17 @@ def test_lesson_03_runs_to_the_end(lesson_03):
     process, figures = lesson_03
     assert process.returncode == 0, process.stdout[-3000:] + process.stderr
     assert "Traceback" not in process.stdout + process.stderr
-    assert len(figures) == 7
+    assert len(figures) == 8
 
 
 def test_the_four_parts_are_measured_live(lesson_03):
     parts = lesson_03[1]["the_four_parts"]
     assert parts["persistence"] is True
     assert parts["redis_ping_ms"] > 0
+
+
+def test_the_redis_keeps_queued_tasks_through_restarts_and_memory_pressure(lesson_03):
+    assert lesson_03[1]["redis_that_keeps_tasks"] == {"appendonly": "yes", "maxmemory_policy": "noeviction"}
 
 
 def test_time_limits_stay_below_the_visibility_timeout(lesson_03):

@@ -176,6 +176,7 @@ def run(steps: list[Callable], argv: list[str] | None = None) -> None:
                 console.print(Panel(_renderable(result), title="result", border_style="green", padding=(1, 2)))
                 _report(step, result)
             if pausing and number < len(steps) and not _wait_for_enter():
+                console.print(f"[dim]Quit. Carry on later with: --step {number + 1}[/]")
                 break
         console.print(Rule(f"[bold]end of {title.split(':')[0]}[/]"))
     except KeyboardInterrupt:
