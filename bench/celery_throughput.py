@@ -6,8 +6,9 @@ It starts its own redis-server on a free port, then for each configuration one w
 (`--concurrency 2`: two prefork processes) and measures, from this process:
   - throughput: 2,000 `add` tasks sent at once, until the last result is back
   - round trip: 200 `delay()`-then-`get()` calls one after another (median and p95)
-for the course's configuration, for it without task events, and without task events, the
-STARTED state and extended results (what each part costs per task), and for Celery's defaults.
+for the course's configuration, for it without task events, without extended results, without
+the STARTED state, and without all three (what each part costs per task), and for Celery's
+defaults.
 The last line is machine-readable:
   throughput_ratio=<course/defaults> course_tasks_per_s=<n> rtt_p50_ms=<n>
 """
@@ -44,6 +45,8 @@ BOOKKEEPING = {"task_track_started", "result_extended"}
 VARIANTS = {
     "course": set(),
     "course without events": EVENTS,
+    "course without extended results": {"result_extended"},
+    "course without the STARTED state": {"task_track_started"},
     "course without events, STARTED, extended results": EVENTS | BOOKKEEPING,
 }
 
