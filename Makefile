@@ -17,7 +17,7 @@ $(STAMP): requirements.txt pyproject.toml
 	touch $(STAMP)
 
 course: setup            ## every lesson in order (pauses between steps on a terminal)
-	$(BIN)/python -m course.run_all $(ARGS)
+	$(BIN)/python -m course.runner.run_all $(ARGS)
 
 lesson: setup            ## one lesson: make lesson N=02
 	$(BIN)/python modules/$(N)_*.py $(ARGS)
@@ -38,10 +38,10 @@ doctor: setup            ## check Redis, the worker and the LLM endpoint
 	$(BIN)/python -m course.doctor
 
 simulator: setup         ## the simulated LLM on a fixed port (SIM_PORT, default 8100)
-	$(BIN)/python -m course.simulator
+	$(BIN)/python -m course.llm.simulator
 
 stop-redis: setup        ## stop the redis-server the course started
-	$(BIN)/python -m course.stack stop-redis
+	$(BIN)/python -m course.jobs.redis_server stop-redis
 
 bench: setup             ## the benchmarks; each prints its measured figures
 	$(BIN)/python bench/fanout.py --calls 200 --concurrency 20 --latency 0.5

@@ -26,8 +26,8 @@ from pathlib import Path
 
 from celery import Celery
 
-from course import stack
-from course.celery_app import CONFIGURATION
+from course.jobs import redis_server, workers
+from course.jobs.celery_app import CONFIGURATION
 
 TASKS = 2000
 ROUND_TRIPS = 200
@@ -110,11 +110,11 @@ def main() -> None:
         port = probe.getsockname()[1]
     url = f"redis://127.0.0.1:{port}/0"
     folder = Path(tempfile.mkdtemp(prefix="bench-redis-"))
-    stack.start_redis(port, folder)
+    redis_server.start_redis(port, folder)
     try:
         figures = {configuration: measure(configuration, url) for configuration in [*VARIANTS, "defaults"]}
     finally:
-        stack.stop_redis(url, folder)
+        redis_server.stop_redis(url, folder)
         shutil.rmtree(folder, ignore_errors=True)
 
     print(f"{TASKS} tasks end to end, then {ROUND_TRIPS} sequential round trips; "

@@ -16,7 +16,7 @@ import time
 import httpx2
 from openai import AsyncOpenAI, DefaultAioHttpClient, DefaultAsyncHttpxClient
 
-from course.simulator.launcher import start
+from course.llm.simulator.launcher import start
 
 
 async def fan_out(base_url: str, calls: int, concurrency: int, backend: str) -> tuple[float, int]:

@@ -19,7 +19,7 @@ sys.path.insert(0, str(ROOT / "modules"))
 
 from openai import AsyncOpenAI  # noqa: E402
 
-from course.simulator import launcher  # noqa: E402
+from course.llm.simulator import launcher  # noqa: E402
 
 
 def load_lesson_02():

@@ -17,7 +17,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from course.simulator.launcher import start
+from course.llm.simulator.launcher import start
 
 BODY = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Say hello"}]}
 

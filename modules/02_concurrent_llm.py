@@ -14,8 +14,9 @@ import time
 
 import openai
 
-from course import lesson, llm
-from course.lesson import Result, timer, timings
+from course import llm
+from course import runner as lesson
+from course.runner import Result, timer, timings
 from course.samples import ARTICLE, REVIEWS
 
 

@@ -20,10 +20,11 @@ from redis.exceptions import ResponseError
 
 from rich.console import Group
 
-from course import lesson, stack, tasks
-from course.celery_app import CONFIGURATION
+from course import runner as lesson
+from course.jobs import redis_server, tasks, workers
+from course.jobs.celery_app import CONFIGURATION
 from course.settings import ROOT
-from course.lesson import Result, rows_table, timer
+from course.runner import Result, rows_table, timer
 
 
 def wait(result, seconds=60):
@@ -38,7 +39,7 @@ def wait(result, seconds=60):
 def short(value):
     """A setting's value in a few words: the names of queues, routes and schedules."""
     if isinstance(value, dict) and value and all(isinstance(v, dict) for v in value.values()):
-        return ", ".join(name.removeprefix("course.tasks.") for name in value)
+        return ", ".join(name.removeprefix("course.jobs.tasks.") for name in value)
     if isinstance(value, dict):
         return ", ".join(f"{key}={item}" for key, item in value.items())
     if isinstance(value, (list, tuple)):
@@ -56,24 +57,24 @@ def the_four_parts(app, redis):
     with timer() as ping:
         redis.ping()
     version = redis.info("server")["redis_version"]
-    broker = stack.mask(app.conf.broker_url)
-    origin = "started by the course" if stack.started_by_course(app.conf.broker_url) else "yours"
-    workers = stack.workers_answering(timeout=1.0)
+    broker = redis_server.mask(app.conf.broker_url)
+    origin = "started by the course" if redis_server.started_by_course(app.conf.broker_url) else "yours"
+    answering = workers.workers_answering(timeout=1.0)
     rows = [
         {"part": "client", "here": f"this process, pid {os.getpid()}", "job": "sends tasks, reads results"},
         {"part": "broker", "here": f"Redis {version} at {broker} ({origin})",
          "job": "keeps each task as a message until a worker takes it"},
-        {"part": "worker", "here": ", ".join(workers) or "none answers ping yet (step 6 starts one)",
+        {"part": "worker", "here": ", ".join(answering) or "none answers ping yet (step 6 starts one)",
          "job": "runs the tasks"},
-        {"part": "result backend", "here": f"the same Redis: {stack.mask(app.conf.result_backend)}",
+        {"part": "result backend", "here": f"the same Redis: {redis_server.mask(app.conf.result_backend)}",
          "job": "keeps each task's state and result"},
     ]
     return Result(
         figures={"redis_version": version, "redis_ping_ms": ping.seconds * 1000,
-                 "persistence": stack.persistence_on(redis), "workers_answering": len(workers)},
+                 "persistence": redis_server.persistence_on(redis), "workers_answering": len(answering)},
         view=rows_table(rows),
         note=f"Redis answered PING in {ping.seconds * 1000:.2f} ms; "
-             f"{len(workers) or 'no'} worker(s) answering right now.",
+             f"{len(answering) or 'no'} worker(s) answering right now.",
     )
 
 
@@ -126,14 +127,14 @@ def the_configuration(app):
 def the_registered_tasks(app):
     """The tasks the app knows, and the queue each one goes to
 
-    `include=["course.tasks"]` imports the tasks module, and every `@app.task` in it registers a
+    `include=["course.jobs.tasks"]` imports the tasks module, and every `@app.task` in it registers a
     name. The worker runs a task by that name, so client and worker must share the same code.
     """
     rows = []
     for name in sorted(n for n in app.tasks if n.startswith("course.")):
         queue = app.amqp.router.route({}, name)["queue"].name
         signature = inspect.signature(app.tasks[name].run)
-        rows.append({"task": name.removeprefix("course.tasks."), "arguments": str(signature),
+        rows.append({"task": name.removeprefix("course.jobs.tasks."), "arguments": str(signature),
                      "queue": queue})
     return Result(figures={"course_tasks": len(rows)}, view=rows_table(rows))
 

@@ -14,9 +14,10 @@ import uuid
 import celery.exceptions
 from celery import chain, chord, group, states
 
-from course import lesson, tasks
-from course.beat import running_beat
-from course.lesson import Result, rows_table, timer, timings
+from course import runner as lesson
+from course.jobs import tasks
+from course.jobs.beat import running_beat
+from course.runner import Result, rows_table, timer, timings
 from course.samples import ARTICLE, REVIEWS
 
 HEARTBEAT_COUNT = "course:heartbeat:count"  # the `heartbeat` task adds one each time it runs

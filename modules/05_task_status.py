@@ -19,9 +19,10 @@ from rich.console import Group
 from rich.panel import Panel
 from rich.text import Text
 
-from course import lesson, tasks, webhook
-from course.celery_app import app
-from course.lesson import Result, figures_table, rows_table, timer
+from course import runner as lesson
+from course.jobs import tasks, webhook
+from course.jobs.celery_app import app
+from course.runner import Result, figures_table, rows_table, timer
 
 STEP_SECONDS = 0.3  # how long one step of a demo report takes
 POLL_EVERY = 0.1  # seconds between two status checks

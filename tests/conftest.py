@@ -16,7 +16,7 @@ MODULES = ROOT / "modules"
 @pytest.fixture(scope="session")
 def simulator():
     """A simulated LLM of the tests' own, fast (SIM_SPEED 20), on a free port."""
-    from course.simulator import launcher
+    from course.llm.simulator import launcher
 
     with launcher.start(speed=20) as running:
         yield running
@@ -63,26 +63,26 @@ os.environ["WORKER_WAIT"] = "0.5"
 
 
 @pytest.fixture(scope="session")
-def redis_server(tmp_path_factory):
+def private_redis(tmp_path_factory):
     """A private redis-server (append-only) for the whole test run; its folder is yielded."""
-    from course import stack
+    from course.jobs import redis_server, workers
 
     folder = tmp_path_factory.mktemp("redis")
-    stack.start_redis(TEST_REDIS_PORT, folder)
+    redis_server.start_redis(TEST_REDIS_PORT, folder)
     yield folder
-    stack.stop_redis(TEST_REDIS_URL, folder)
+    redis_server.stop_redis(TEST_REDIS_URL, folder)
 
 
 @pytest.fixture(scope="module")
-def worker(redis_server, simulator):
+def worker(private_redis, simulator):
     """A real worker process, started as the lessons start one, talking to the tests' simulator."""
-    from course import stack
-    from course.celery_app import app
+    from course.jobs import redis_server, workers
+    from course.jobs.celery_app import app
 
     app.control.purge()  # nothing left over from an earlier test runs on this worker
     with pytest.MonkeyPatch.context() as env:
         env.setenv("OPENAI_BASE_URL", simulator.base_url)
-        running = stack.ensure_worker()
+        running = workers.ensure_worker()
     assert running.started_here, "another worker answered on the tests' private Redis"
     yield running
     running.stop()

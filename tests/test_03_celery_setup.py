@@ -5,7 +5,7 @@ from conftest import TEST_REDIS_URL, run_lesson
 
 
 @pytest.fixture(scope="module")
-def lesson_03(redis_server, tmp_path_factory):
+def lesson_03(private_redis, tmp_path_factory):
     return run_lesson("03_celery_setup", tmp_path_factory.mktemp("l03"),
                       REDIS_URL=TEST_REDIS_URL, SIM_SPEED="20", WORKER_WAIT="0.5")
 

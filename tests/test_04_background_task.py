@@ -7,7 +7,7 @@ from conftest import TEST_REDIS_URL, run_lesson
 
 
 @pytest.fixture(scope="module")
-def lesson_04(redis_server, tmp_path_factory):
+def lesson_04(private_redis, tmp_path_factory):
     # The tests' private Redis and no worker running: the lesson must start (and stop) its own.
     return run_lesson("04_background_task", tmp_path_factory.mktemp("l04"),
                       REDIS_URL=TEST_REDIS_URL, SIM_SPEED="20")

@@ -5,7 +5,7 @@ from conftest import TEST_REDIS_URL, run_lesson
 
 
 @pytest.fixture(scope="module")
-def lesson_05(redis_server, tmp_path_factory):
+def lesson_05(private_redis, tmp_path_factory):
     # No worker answers on the tests' private Redis, so the lesson starts one and stops it.
     return run_lesson("05_task_status", tmp_path_factory.mktemp("l05"), REDIS_URL=TEST_REDIS_URL, SIM_SPEED="20")
 
@@ -35,7 +35,7 @@ def test_an_unknown_id_reads_pending_and_the_submit_record_tells_it_apart(lesson
     assert step["unknown_state"] == step["queued_state"] == "PENDING"
     assert step["unknown_status"] == "UNKNOWN"
     assert step["queued_status"] == "PENDING"
-    assert step["finished_name"] == "course.tasks.add"
+    assert step["finished_name"] == "course.jobs.tasks.add"
 
 
 def test_polling_sees_most_progress_updates(lesson_05):
@@ -89,6 +89,6 @@ def test_an_expired_result_reads_pending_again(lesson_05):
 
 
 def test_the_worker_the_lesson_started_is_gone(lesson_05):
-    from course import stack
+    from course.jobs import redis_server, workers
 
-    assert stack.workers_answering(timeout=1.0) == []
+    assert workers.workers_answering(timeout=1.0) == []

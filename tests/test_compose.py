@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from course import stack
+from course.jobs import redis_server, workers
 from conftest import ROOT, TEST_REDIS_URL, free_port
 
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
@@ -33,7 +33,7 @@ def test_workers_wait_for_healthy_redis_and_answer_inspect_ping():
     worker = SERVICES["worker"]
     assert worker["depends_on"]["redis"]["condition"] == "service_healthy"
     assert "inspect ping" in " ".join(worker["healthcheck"]["test"])
-    assert " ".join(worker["command"]) == stack.WORKER_COMMAND  # the command make worker runs
+    assert " ".join(worker["command"]) == workers.WORKER_COMMAND  # the command make worker runs
     assert "container_name" not in worker  # a fixed name would forbid --scale
 
 
@@ -74,7 +74,7 @@ def answers_http(url: str, deadline: float) -> bool:
 
 
 @pytest.mark.parametrize("service, path", [("simulator", "/v1/models"), ("flower", "/healthcheck")])
-def test_http_services_start_and_answer(service, path, redis_server):
+def test_http_services_start_and_answer(service, path, private_redis):
     port = free_port()
     command = [c.replace("0.0.0.0", "127.0.0.1") for c in local_command(service, port)]
     process = subprocess.Popen(command, cwd=ROOT, env={**os.environ, "REDIS_URL": TEST_REDIS_URL},
@@ -86,7 +86,7 @@ def test_http_services_start_and_answer(service, path, redis_server):
         process.wait(10)
 
 
-def test_beat_starts_and_keeps_running(redis_server, tmp_path):
+def test_beat_starts_and_keeps_running(private_redis, tmp_path):
     command = local_command("beat", free_port())
     process = subprocess.Popen(command, cwd=ROOT, env={**os.environ, "REDIS_URL": TEST_REDIS_URL},
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)

@@ -2,7 +2,7 @@
 import socket
 
 from conftest import run_lesson
-from course.simulator import launcher
+from course.llm.simulator import launcher
 
 
 def free_port() -> int:

@@ -10,7 +10,7 @@ import openai
 import pytest
 from openai import OpenAI
 
-from course.simulator.launcher import start
+from course.llm.simulator.launcher import start
 
 REVIEW = "I love this product, works great and the battery life is excellent."
 

@@ -5,7 +5,7 @@ import uuid
 import pytest
 from celery import chord
 
-from course import tasks
+from course.jobs import tasks
 
 
 def test_add_runs_on_the_worker(worker):
@@ -70,7 +70,7 @@ def test_a_long_report_can_be_revoked_mid_way(worker):
     assert result.state == "REVOKED"
 
 
-def test_heartbeat_counts_once_per_task_id_even_if_it_runs_twice(redis_server):
+def test_heartbeat_counts_once_per_task_id_even_if_it_runs_twice(private_redis):
     task_id = f"beat-{uuid.uuid4()}"
     first = tasks.heartbeat.apply(task_id=task_id).get()
     again = tasks.heartbeat.apply(task_id=task_id).get()

@@ -5,7 +5,7 @@ import urllib.request
 
 import pytest
 
-from course import webhook
+from course.jobs import webhook
 
 
 def post(url, data):

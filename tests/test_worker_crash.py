@@ -1,8 +1,8 @@
 """A worker killed with SIGKILL mid-task loses nothing: acks late + the visibility timeout."""
 import time
 
-from course import stack, tasks
-from course.celery_app import app
+from course.jobs import redis_server, tasks, workers
+from course.jobs.celery_app import app
 
 VISIBILITY_TIMEOUT = 10  # seconds: short here; the worker's time limits derive from it (6 s, 8 s)
 
@@ -10,12 +10,12 @@ VISIBILITY_TIMEOUT = 10  # seconds: short here; the worker's time limits derive 
 def start_worker(monkeypatch, simulator):
     monkeypatch.setenv("OPENAI_BASE_URL", simulator.base_url)
     monkeypatch.setenv("CELERY_VISIBILITY_TIMEOUT", str(VISIBILITY_TIMEOUT))
-    worker = stack.ensure_worker()
+    worker = workers.ensure_worker()
     assert worker.started_here
     return worker
 
 
-def test_tasks_of_a_killed_worker_all_finish_on_the_next_one(redis_server, simulator, monkeypatch):
+def test_tasks_of_a_killed_worker_all_finish_on_the_next_one(private_redis, simulator, monkeypatch):
     app.control.purge()
     worker = start_worker(monkeypatch, simulator)
     try:

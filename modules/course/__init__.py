@@ -4,7 +4,7 @@
 def __getattr__(name: str):
     # `celery -A course` looks for `course.app`; imported on demand so lessons without Celery stay light.
     if name == "app":
-        from course.celery_app import app
+        from course.jobs.celery_app import app
 
         return app
     raise AttributeError(f"module 'course' has no attribute {name!r}")

@@ -14,10 +14,10 @@ from urllib.parse import urlsplit
 from rich.console import Console
 from rich.text import Text
 
-from course import stack
+from course.jobs import redis_server, workers
 from course.settings import settings
 
-COURSE_TASKS = {"course.tasks.add", "course.tasks.chat_completion", "course.tasks.embed_batch"}
+COURSE_TASKS = {"course.jobs.tasks.add", "course.jobs.tasks.chat_completion", "course.jobs.tasks.embed_batch"}
 PENDING_FOREVER = (
     "A task that stays PENDING forever has one of two causes: no worker consumes the queue it was "
     "sent to (check the worker line above and its -Q), or the id is unknown or mistyped: Celery "
@@ -35,12 +35,12 @@ class Check:
 
 def check_redis() -> list[Check]:
     url = settings.redis_url
-    problem = stack.redis_problem(url)
+    problem = redis_server.redis_problem(url)
     if problem:
         return [Check(False, "Redis", problem, _redis_fix(url))]
-    where = "started by the course" if stack.started_by_course(url) else "yours (or docker compose)"
-    checks = [Check(True, "Redis", f"answers at {stack.mask(url)}, {where}")]
-    persistent = stack.persistence_on(stack.connect(url))
+    where = "started by the course" if redis_server.started_by_course(url) else "yours (or docker compose)"
+    checks = [Check(True, "Redis", f"answers at {redis_server.mask(url)}, {where}")]
+    persistent = redis_server.persistence_on(redis_server.connect(url))
     if persistent is None:
         checks.append(Check(None, "Redis persistence", "cannot tell: CONFIG is disabled on this server"))
     else:
@@ -56,10 +56,10 @@ def _redis_fix(url: str) -> str:
     # The name `redis` exists only inside compose's network; localhost inside a container is the container.
     if host == "redis" and not _resolves("redis"):
         return "From your machine the compose Redis is localhost: REDIS_URL=redis://localhost:6379/0"
-    if host in stack.LOCAL_HOSTS and os.path.exists("/.dockerenv") and _resolves("redis"):
+    if host in redis_server.LOCAL_HOSTS and os.path.exists("/.dockerenv") and _resolves("redis"):
         return "Inside compose Redis is the service name: REDIS_URL=redis://redis:6379/0"
-    if stack.is_local(url):
-        return "python -m course.stack start-redis   (or: docker compose up -d redis)"
+    if redis_server.is_local(url):
+        return "python -m course.jobs.redis_server start-redis   (or: docker compose up -d redis)"
     return "fix REDIS_URL in .env, or unset it to use a Redis on localhost"
 
 
@@ -72,10 +72,10 @@ def _resolves(host: str) -> bool:
 
 
 def check_worker() -> list[Check]:
-    from course.celery_app import app
+    from course.jobs.celery_app import app
 
-    names = stack.workers_answering(timeout=1.5)
-    fix = f"make worker   (that is: {stack.WORKER_COMMAND})"
+    names = workers.workers_answering(timeout=1.5)
+    fix = f"make worker   (that is: {workers.WORKER_COMMAND})"
     if not names:
         # Not essential: a lesson that needs a worker starts one for its own run.
         return [Check(None, "Worker", "none answers ping (lessons start one when they need it)", fix)]
@@ -88,10 +88,10 @@ def check_worker() -> list[Check]:
     return [
         Check(True, "Worker", f"{len(names)} answering: {', '.join(names)}"),
         Check(not missing_queues, "Worker queues", f"consumes {', '.join(queues) or 'nothing'}",
-              "" if not missing_queues else f"restart it with -Q high,default,low: {stack.WORKER_COMMAND}"),
+              "" if not missing_queues else f"restart it with -Q high,default,low: {workers.WORKER_COMMAND}"),
         Check(not missing_tasks, "Course tasks", f"{len(registered)} registered"
               + (f"; missing {', '.join(sorted(missing_tasks))}" if missing_tasks else ""),
-              "" if not missing_tasks else f"start the worker from the repo root: {stack.WORKER_COMMAND}"),
+              "" if not missing_tasks else f"start the worker from the repo root: {workers.WORKER_COMMAND}"),
         Check(events, "Task events", "on (Flower can follow tasks)" if events else "off",
               "" if events else "celery -A course control enable_events"),
     ]
@@ -115,7 +115,7 @@ def check_platform() -> list[Check]:
     checks = [Check(sys.version_info >= (3, 11), "Python", version, "install Python 3.11 or newer")]
     if sys.platform == "win32":
         checks.append(Check(None, "Windows", "the worker's default pool does not run here",
-                            f"{stack.WORKER_COMMAND} --pool=solo"))
+                            f"{workers.WORKER_COMMAND} --pool=solo"))
     return checks
 
 

@@ -26,7 +26,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from rich.console import Console, Group, RenderableType
+from rich.console import Group, RenderableType
 from rich.panel import Panel
 from rich.rule import Rule
 from rich.syntax import Syntax
@@ -35,22 +35,18 @@ from rich.text import Text
 
 from course.settings import settings
 
-console = Console(highlight=False)
+from course.console import Stop, console, notice  # noqa: E402,F401
 
 # What a step may ask for by parameter name: "module:attribute" of the thing itself or of a
 # factory that takes no arguments, and the name of its clean-up method, if any.
 # Imported only when a step asks, so a lesson without an LLM never starts one.
 PROVIDERS: dict[str, tuple[str, str | None]] = {
-    "client": ("course.lesson:llm_client", "close"),
+    "client": ("course.runner.steps:llm_client", "close"),
     "settings": ("course.settings:settings", None),
-    "app": ("course.celery_app:app", None),
-    "redis": ("course.stack:ensure_redis", None),  # a Redis client; starts redis-server on localhost if none answers
-    "worker": ("course.stack:ensure_worker", "stop"),  # a worker that answers; stopped at the end if started here
+    "app": ("course.jobs.celery_app:app", None),
+    "redis": ("course.jobs.redis_server:ensure_redis", None),  # a Redis client; starts redis-server on localhost if none answers
+    "worker": ("course.jobs.workers:ensure_worker", "stop"),  # a worker that answers; stopped at the end if started here
 }
-
-
-class Stop(Exception):
-    """A missing piece or bad input: the runner prints the message and exits non-zero."""
 
 
 @dataclass
@@ -137,11 +133,6 @@ def llm_client():
     client = llm.make_client()
     notice(f"LLM: {llm.describe()}")
     return client
-
-
-def notice(message: str) -> None:
-    """One dim line about the machinery (what was started, where it runs)."""
-    console.print(Text(f"· {message}", style="dim"))
 
 
 def _format(value: Any) -> str:

@@ -63,8 +63,8 @@ def _drain(stream, lines: queue.Queue | None, tail: deque) -> None:
 
 def start(*, speed: float | None = None, latency: float | None = None, extra_args=(),
           env: dict | None = None, timeout: float = 15) -> RunningSimulator:
-    """Launch `python -m course.simulator` on a free port and wait until it listens."""
-    command = [sys.executable, "-m", "course.simulator", "--host", "127.0.0.1", "--port", "0"]
+    """Launch `python -m course.llm.simulator` on a free port and wait until it listens."""
+    command = [sys.executable, "-m", "course.llm.simulator", "--host", "127.0.0.1", "--port", "0"]
     if speed is not None:
         command += ["--speed", str(speed)]
     if latency is not None:

@@ -1,4 +1,4 @@
-"""Command line: `python -m course.simulator [--port 8100] [--speed 1] ...`.
+"""Command line: `python -m course.llm.simulator [--port 8100] [--speed 1] ...`.
 
 Prints one line once it is listening (the launcher reads it), then serves until
 Ctrl-C or SIGTERM.
@@ -20,7 +20,7 @@ from .faults import parse_window
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m course.simulator", description="A simulated OpenAI-compatible LLM server.")
+    p = argparse.ArgumentParser(prog="python -m course.llm.simulator", description="A simulated OpenAI-compatible LLM server.")
     p.add_argument("--host", default=settings.sim_host)
     p.add_argument("--port", type=int, default=settings.sim_port, help="0 picks a free port")
     p.add_argument("--speed", type=float, default=settings.sim_speed, help="divide every model's latency by this")

@@ -1,4 +1,4 @@
 """A simulated OpenAI-compatible LLM server, so every lesson runs offline and free.
 
-Run it with `python -m course.simulator`, or from Python with `launcher.start()`.
+Run it with `python -m course.llm.simulator`, or from Python with `launcher.start()`.
 """

@@ -16,7 +16,7 @@ import time
 
 import redis
 
-from course.lesson import notice
+from course.console import notice
 from course.settings import DATA, ROOT
 
 BEAT_COMMAND = "celery -A course beat --loglevel=info"

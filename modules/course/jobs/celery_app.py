@@ -14,7 +14,7 @@ from kombu import Queue
 
 from course.settings import DATA, settings
 
-app = Celery("course", broker=settings.redis_url, backend=settings.redis_url, include=["course.tasks"])
+app = Celery("course", broker=settings.redis_url, backend=settings.redis_url, include=["course.jobs.tasks"])
 
 # Everything that bounds how long a task may hold a message stays below the visibility timeout:
 # past it, Redis hands the unacknowledged message to another worker and the task runs twice.
@@ -25,13 +25,13 @@ RETRY_BACKOFF_MAX = round(min(60, VISIBILITY_TIMEOUT / 4))
 
 QUEUES = (Queue("high"), Queue("default"), Queue("low"))
 ROUTES = {
-    "course.tasks.chat_completion": {"queue": "high"},  # a user is waiting for the answer
-    "course.tasks.embed_batch": {"queue": "low"},  # batch work: fine to wait behind others
-    "course.tasks.long_report": {"queue": "low"},
+    "course.jobs.tasks.chat_completion": {"queue": "high"},  # a user is waiting for the answer
+    "course.jobs.tasks.embed_batch": {"queue": "low"},  # batch work: fine to wait behind others
+    "course.jobs.tasks.long_report": {"queue": "low"},
 }
 BEAT_SCHEDULE = {
-    "heartbeat-every-5-seconds": {"task": "course.tasks.heartbeat", "schedule": 5.0},
-    "nightly-report": {"task": "course.tasks.nightly_report", "schedule": crontab(hour=2, minute=0)},
+    "heartbeat-every-5-seconds": {"task": "course.jobs.tasks.heartbeat", "schedule": 5.0},
+    "nightly-report": {"task": "course.jobs.tasks.nightly_report", "schedule": crontab(hour=2, minute=0)},
 }
 
 # (setting, value, why): applied below, and shown as a table by lesson 03.
@@ -90,13 +90,14 @@ def check_redis_and_llm(sender=None, **_):
     """Say plainly at start-up what the worker cannot reach."""
     if getattr(sender, "app", None) is not app:
         return
-    from course import llm, stack
+    from course import llm
+    from course.jobs import redis_server
 
-    problem = stack.redis_problem()
+    problem = redis_server.redis_problem()
     if problem:
         log.error("✗ Redis: %s", problem)
     else:
-        log.info("✓ Redis answers at %s", stack.mask(settings.redis_url))
+        log.info("✓ Redis answers at %s", redis_server.mask(settings.redis_url))
     try:
         llm.make_sync_client().models.list()
         log.info("✓ LLM: %s", llm.describe())

@@ -1,4 +1,4 @@
-"""Run every lesson in order: `python -m course.run_all [--no-pause]` (what `make course` does).
+"""Run every lesson in order: `python -m course.runner.run_all [--no-pause]` (what `make course` does).
 
 Each lesson runs as its own process, exactly as `python modules/NN_name.py` would run it.
 A lesson that fails or is stopped (q or Ctrl-C) ends the course run with its exit code.

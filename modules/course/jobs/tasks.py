@@ -13,7 +13,7 @@ import openai
 import redis
 
 from course import llm
-from course.celery_app import RETRY_BACKOFF_MAX, app
+from course.jobs.celery_app import RETRY_BACKOFF_MAX, app
 from course.settings import settings
 
 

@@ -29,7 +29,7 @@ def ensure_endpoint() -> str | None:
     if not settings.uses_simulator:
         return settings.openai_base_url or None
     if _simulator is None:
-        from course.simulator import launcher
+        from course.llm.simulator import launcher
 
         _simulator = launcher.start(speed=settings.sim_speed)
         atexit.register(stop_simulator)

@@ -1,0 +1,1 @@
+"""Background jobs: Redis, the Celery app and its tasks, workers, beat, and the webhook receiver."""
