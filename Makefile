@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+TEST_STAMP := $(VENV)/.installed-test
 
 .PHONY: setup course lesson test worker beat flower doctor simulator stop-redis bench stack clean
 
@@ -22,7 +23,12 @@ course: setup            ## every lesson in order (pauses between steps on a ter
 lesson: setup            ## one lesson: make lesson N=02
 	$(BIN)/python modules/$(N)_*.py $(ARGS)
 
-test: setup              ## the whole test suite
+# What only the tests need (browser driver, client libraries), on top of the course's own.
+$(TEST_STAMP): $(STAMP) requirements-test.txt
+	$(BIN)/python -m pip install --quiet -r requirements-test.txt
+	touch $(TEST_STAMP)
+
+test: setup $(TEST_STAMP)  ## the whole test suite
 	$(BIN)/python -m pytest
 
 worker: setup            ## a Celery worker for lessons 03-05 (run it in a second terminal)
