@@ -1,22 +1,29 @@
 """Lesson 02: concurrent LLM calls
 
-Run:  python modules/02_concurrent_llm.py      (--no-pause runs straight through, --list shows the steps)
+Run:  make lesson N=02      (ARGS=--no-pause runs straight through, ARGS=--list lists the steps)
 You learn: why ten LLM calls can take about the time of one, how to batch, compare models, chain
 dependent calls, stay under a rate limit without losing a call, and fall back when a model is slow.
 
 Every call goes through the real `openai` SDK (`AsyncOpenAI`). With no key set it talks to the
 course's simulated LLM; set OPENAI_API_KEY (or OPENAI_BASE_URL) in .env and the same code runs
 against a real model.
+
+Recap:
+- Independent calls go out together under gather; dependent ones are awaited in order.
+- Batch what the API lets you batch (embeddings): fewer round trips beat more concurrency.
+- Space calls under the rate limit, honour Retry-After on a 429, back off with jitter on a 5xx.
+- Give every call a deadline and a fallback, and keep each failure in its own slot.
+- Make the async client inside the one event loop that uses it.
 """
 import asyncio
-import math
+import random
 import time
+from collections import Counter
 
 import openai
 
 from course import llm
-from course import runner as lesson
-from course.runner import Result, timer, timings
+from course.runner import run, shows, timer
 from course.samples import ARTICLE, REVIEWS
 
 
@@ -31,57 +38,60 @@ async def sequential_vs_concurrent(client, settings):
     """Ten calls one after another, then all at once
 
     The model spends most of a call generating tokens far away; our process just waits.
-    `gather` sends all ten requests at once, so the batch takes about as long as its slowest call.
+    `gather` sends all the requests at once, so the batch takes about as long as its slowest
+    call.
+
+    Result: {speedup_x} faster (ideal {ideal_speedup_x}: the slowest call alone). First
+    answer: {first_answer}
     """
-    prompts = [f"What is the sentiment of this review? {review}" for review in REVIEWS]
-    await ask(client, settings.chat_model, "ping")  # warm-up: opens the connection for both runs
+    model = settings.chat_model
+    prompts = [f"Sentiment of: {review}" for review in REVIEWS]
+    await ask(client, model, "ping")  # opens the connection for both runs
 
     latencies = []
     with timer() as one_by_one:
         for prompt in prompts:
             with timer() as call:
-                await ask(client, settings.chat_model, prompt)
+                await ask(client, model, prompt)
             latencies.append(call.seconds)
 
     with timer() as together:
-        answers = await asyncio.gather(*(ask(client, settings.chat_model, p) for p in prompts))
+        answers = await asyncio.gather(
+            *(ask(client, model, prompt) for prompt in prompts))
 
-    speedup = one_by_one.seconds / together.seconds
-    ideal = max(latencies)  # the slowest single call
-    return Result(
-        figures={"calls": len(prompts), "sequential_s": one_by_one.seconds, "concurrent_s": together.seconds,
-                 "speedup": speedup, "ideal_speedup": one_by_one.seconds / ideal},
-        view=timings({"one after another": one_by_one.seconds, "asyncio.gather": together.seconds},
-                     ideal={"asyncio.gather": ideal}),
-        note=f"{speedup:.1f}x faster (ideal {one_by_one.seconds / ideal:.1f}x: the slowest call alone). "
-             f"First answer: {answers[0]!r}",
-    )
+    return {"one_by_one_s": one_by_one.seconds,
+            "gather_s": together.seconds,
+            "ideal_gather_s": max(latencies),
+            "calls": len(prompts),
+            "speedup_x": one_by_one.seconds / together.seconds,
+            "ideal_speedup_x": one_by_one.seconds / max(latencies),
+            "first_answer": answers[0]}
 
 
 async def batch_embeddings(client, settings):
     """Batch embeddings: one request with many inputs
 
-    The embeddings endpoint takes a list. Twenty texts in one request pay the network
-    overhead once instead of twenty times.
+    The embeddings endpoint takes a list. Many texts in one request pay the network overhead
+    once instead of once per text.
+
+    Result: batching was {speedup_x} faster and returned {vectors} vectors of {dimensions}
+    dimensions.
     """
-    texts = REVIEWS * 2
+    texts, model = REVIEWS * 2, settings.embedding_model
 
     with timer() as one_per_text:
         for text in texts:
-            await client.embeddings.create(model=settings.embedding_model, input=text)
+            await client.embeddings.create(model=model, input=text)
 
     with timer() as batched:
-        response = await client.embeddings.create(model=settings.embedding_model, input=texts)
+        response = await client.embeddings.create(model=model, input=texts)
 
-    speedup = one_per_text.seconds / batched.seconds
-    return Result(
-        figures={"texts": len(texts), "one_request_per_text_s": one_per_text.seconds,
-                 "one_batched_request_s": batched.seconds, "speedup": speedup,
-                 "vectors": len(response.data), "dimensions": len(response.data[0].embedding)},
-        view=timings({f"{len(texts)} requests": one_per_text.seconds, "1 request, 20 inputs": batched.seconds}),
-        note=f"Batching was {speedup:.1f}x faster and returned {len(response.data)} vectors "
-             f"of {len(response.data[0].embedding)} dimensions.",
-    )
+    return {"one_request_per_text_s": one_per_text.seconds,
+            "one_batched_request_s": batched.seconds,
+            "texts": len(texts),
+            "speedup_x": one_per_text.seconds / batched.seconds,
+            "vectors": len(response.data),
+            "dimensions": len(response.data[0].embedding)}
 
 
 async def compare_models(client, settings):
@@ -89,6 +99,8 @@ async def compare_models(client, settings):
 
     Asking a fast small model and a slow large one at once costs the time of the slower,
     and shows the trade-off side by side.
+
+    Result: both answers after {both_s}; one after the other would take {sum_of_both_s}.
     """
     prompt = f"Summarise this article in two sentences: {ARTICLE}"
 
@@ -96,18 +108,16 @@ async def compare_models(client, settings):
         with timer() as call:
             response = await client.chat.completions.create(
                 model=model, messages=[{"role": "user", "content": prompt}])
-        return {"model": model, "seconds": call.seconds,
+        return {"model": model, "seconds_s": call.seconds,
                 "output_tokens": response.usage.completion_tokens,
                 "answer": response.choices[0].message.content}
 
     with timer() as both:
-        rows = await asyncio.gather(timed_answer(settings.chat_model), timed_answer(settings.large_model))
+        rows = await asyncio.gather(timed_answer(settings.chat_model),
+                                    timed_answer(settings.large_model))
 
-    return Result(
-        figures={"both_s": both.seconds, **{f"{row['model']}_s": row["seconds"] for row in rows}},
-        view=lesson.rows_table(rows),
-        note=f"Both answers in {both.seconds:.2f} s, not {sum(r['seconds'] for r in rows):.2f} s.",
-    )
+    return {"answers": rows, "both_s": both.seconds,
+            "sum_of_both_s": sum(row["seconds_s"] for row in rows)}
 
 
 async def chained_calls(client, settings):
@@ -115,143 +125,193 @@ async def chained_calls(client, settings):
 
     Keywords are taken from the summary, so that pair must run in order. The sentiment does
     not depend on either, so it runs at the same time as the whole chain.
+
+    Result: three calls, two of them chained, in {total_s}: about the time of the chain.
     """
+    model = settings.chat_model
+
     async def summary_then_keywords():
-        summary = await ask(client, settings.chat_model, f"Summarise: {ARTICLE}")
-        keywords = await ask(client, settings.chat_model, f"List the keywords of: {summary}")
+        summary = await ask(client, model, f"Summarise: {ARTICLE}")
+        keywords = await ask(client, model, f"Keywords of: {summary}")
         return summary, keywords
 
     with timer() as total:
         (summary, keywords), sentiment = await asyncio.gather(
             summary_then_keywords(),
-            ask(client, settings.chat_model, f"What is the sentiment of: {ARTICLE}"),
+            ask(client, model, f"What is the sentiment of: {ARTICLE}"),
         )
 
-    return Result(
-        figures={"total_s": total.seconds, "summary": summary, "keywords": keywords, "sentiment": sentiment},
-        view=lesson.figures_table({"summary": summary, "keywords": keywords, "sentiment": sentiment}),
-        note=f"Three calls, two of them chained, in {total.seconds:.2f} s: the time of the chain.",
-    )
+    return {"summary": summary, "keywords": keywords,
+            "sentiment": sentiment, "total_s": total.seconds}
+
+
+RATE_LIMIT = 600  # requests per minute the simulator allows in steps 5-7
+CALLS = 40
+
+
+def limited(settings, **headers):
+    """The request of steps 5-7. The x-sim-* headers ask the simulator for a rate limit
+    (and errors); a real API has limits of its own and ignores them."""
+    return dict(model=settings.chat_model,
+                messages=[{"role": "user", "content": "Classify: a short question"}],
+                extra_headers={"x-sim-rpm": str(RATE_LIMIT), **headers})
+
+
+async def wall_of_429s(client, settings):
+    """A rate limit meets a burst
+
+    The server allows a number of requests a minute (here `RATE_LIMIT`, asked of the simulator
+    by a header). Calls fired all at once blow through it, and the server answers the excess
+    with 429 Too Many Requests and a Retry-After header.
+
+    Result: {rate_limited} of {calls} calls were refused with a 429.
+    """
+    request = limited(settings)
+    outcomes = await asyncio.gather(
+        *(client.chat.completions.create(**request) for _ in range(CALLS)),
+        return_exceptions=True)
+
+    refused = [o for o in outcomes if isinstance(o, openai.RateLimitError)]
+    advice = [e.response.headers.get("retry-after") for e in refused]
+    return {"calls": CALLS, "limit_rpm": RATE_LIMIT,
+            "answered": sum(not isinstance(o, Exception) for o in outcomes),
+            "rate_limited": len(refused),
+            "retry_after_header": advice[0] if advice else None}
 
 
 class RequestsPerMinute:
     """Hands out evenly spaced start times, so calls never exceed `rpm`."""
 
-    def __init__(self, rpm: float):
+    def __init__(self, rpm):
         self.interval = 60 / rpm
         self.next_start = 0.0
 
     async def wait(self):
         now = time.monotonic()
         start = max(now, self.next_start)
-        self.next_start = start + self.interval  # reserve the slot before sleeping
+        self.next_start = start + self.interval  # reserve before sleeping
         await asyncio.sleep(start - now)
 
 
-async def call_with_retry(client, limiter, stats, max_attempts=6, **request):
-    """A chat completion that waits its turn and, on a 429, waits as long as the server asks."""
-    for attempt in range(1, max_attempts + 1):
+@shows(RequestsPerMinute)
+async def spaced_by_a_limiter(client, settings):
+    """A limiter spaces the calls
+
+    A requests-per-minute limiter gives each call a start time `60 / rpm` seconds after the
+    previous one. No call meets the wall, and the batch runs at the limit.
+
+    Result: {answered} of {calls} answered and {rate_limited} refused, at {answered_per_minute}
+    answered calls a minute (the limit: {limit_rpm}).
+    """
+    await asyncio.sleep(2)  # the server's bucket refills after step 5
+    limiter = RequestsPerMinute(RATE_LIMIT)
+
+    async def spaced_call():
+        await limiter.wait()
+        return await client.chat.completions.create(**limited(settings))
+
+    with timer() as took:
+        outcomes = await asyncio.gather(
+            *(spaced_call() for _ in range(CALLS)), return_exceptions=True)
+
+    answered = sum(not isinstance(o, Exception) for o in outcomes)
+    refused = sum(isinstance(o, openai.RateLimitError) for o in outcomes)
+    return {"calls": CALLS, "answered": answered, "rate_limited": refused,
+            "answered_per_minute": answered / took.seconds * 60,
+            "limit_rpm": RATE_LIMIT}
+
+
+def wait_before_retry(error, attempt):
+    """The server's own advice on a 429, else exponential backoff with full jitter."""
+    advice = error.response.headers.get("retry-after")
+    if isinstance(error, openai.RateLimitError) and advice:
+        return float(advice)
+    return random.uniform(0, min(8.0, 0.25 * 2 ** attempt))
+
+
+async def call_with_retry(client, limiter, seen, attempts=6, **request):
+    """Wait for a turn; retry a 429 or a 5xx, never a 4xx that will not change."""
+    for attempt in range(1, attempts + 1):
         await limiter.wait()
         try:
             return await client.chat.completions.create(**request)
-        except openai.RateLimitError as error:
-            stats["429s"] += 1
-            if attempt == max_attempts:
+        except (openai.RateLimitError, openai.InternalServerError) as error:
+            seen[error.status_code] += 1
+            if attempt == attempts:
                 raise
-            await asyncio.sleep(retry_after_seconds(error))
+            await asyncio.sleep(wait_before_retry(error, attempt))
 
 
-def retry_after_seconds(error: openai.RateLimitError) -> float:
-    """The server's own advice: retry-after-ms if present, else retry-after, else one second."""
-    headers = error.response.headers
-    if "retry-after-ms" in headers:
-        return float(headers["retry-after-ms"]) / 1000
-    return float(headers.get("retry-after", 1))
+@shows(wait_before_retry, call_with_retry)
+async def retries_lose_nothing(client, settings):
+    """Retries: honour Retry-After, back off on a 5xx
 
+    Now the server also fails 30% of the calls with a 500 (a header asks the simulator to).
+    A 429 says how long to wait; a 5xx does not, so the call backs off exponentially with
+    random jitter, and a crowd of clients does not come back all at once.
 
-@lesson.shows(RequestsPerMinute, call_with_retry, retry_after_seconds)
-async def rate_limited_calls(client, settings):
-    """Staying under a rate limit without losing a call
-
-    The server allows 600 requests a minute for this demo (a header asks the simulator for
-    that limit; a real API has its own). Forty calls fired at once meet a wall of 429s. Spaced
-    by a requests-per-minute limiter, with retries that honour Retry-After, every call lands.
+    Result: {lost} of {calls} calls lost, after {server_errors} answers of 500 and
+    {rate_limited} of 429 along the way.
     """
-    rpm, calls = 600, 40
-    limit = {"x-sim-rpm": str(rpm)}
-    request = dict(model=settings.chat_model, extra_headers=limit,
-                   messages=[{"role": "user", "content": "Classify: a short question"}])
+    await asyncio.sleep(2)  # the server's bucket refills after step 6
+    limiter, seen = RequestsPerMinute(RATE_LIMIT), Counter()
+    request = limited(settings, **{"x-sim-error-rate": "0.3"})
+    calls = [call_with_retry(client, limiter, seen, **request)
+             for _ in range(CALLS)]
+    outcomes = await asyncio.gather(*calls, return_exceptions=True)
 
-    naive = await asyncio.gather(*(client.chat.completions.create(**request) for _ in range(calls)),
-                                 return_exceptions=True)
-    naive_429s = sum(isinstance(r, openai.RateLimitError) for r in naive)
-    await asyncio.sleep(2)  # let the server's bucket refill before the polite run
-
-    limiter, in_flight, stats = RequestsPerMinute(rpm), asyncio.Semaphore(10), {"429s": 0}
-
-    async def polite_call():
-        async with in_flight:  # at most 10 open requests, whatever the rate
-            return await call_with_retry(client, limiter, stats, **request)
-
-    with timer() as polite:
-        answers = await asyncio.gather(*(polite_call() for _ in range(calls)), return_exceptions=True)
-
-    lost = sum(isinstance(a, Exception) for a in answers)
-    sustained = calls / polite.seconds * 60
-    return Result(
-        figures={"calls": calls, "limit_rpm": rpm, "naive_429s": naive_429s, "limited_429s": stats["429s"],
-                 "lost": lost, "sustained_rpm": sustained, "limit_utilisation": sustained / rpm},
-        view=lesson.rows_table([
-            {"approach": "all at once", "429 responses": naive_429s, "calls lost": naive_429s},
-            {"approach": "limiter + retry", "429 responses": stats["429s"], "calls lost": lost},
-        ]),
-        note=f"{calls - lost}/{calls} calls answered at {sustained:.0f} requests/min "
-             f"({sustained / rpm:.0%} of the limit).",
-    )
+    lost = sum(isinstance(o, Exception) for o in outcomes)
+    return {"calls": CALLS, "lost": lost,
+            "server_errors": seen[500], "rate_limited": seen[429]}
 
 
 async def errors_with_return_exceptions(client, settings):
     """One failing call must not sink the batch
 
     With `return_exceptions=True` each call gets a slot: an answer or its error. Here the
-    simulator fails two calls on purpose (a header) and one call names a model that does not exist.
+    simulator fails two calls on purpose (a header) and one call names a model that does not
+    exist.
+
+    Result: {answered} answers kept; {failed} errors, each with its own type to handle.
     """
     async def call(i):
         fault = {"x-sim-fault": "error"} if i in (1, 4) else {}
         model = "no-such-model" if i == 3 else settings.chat_model
-        return await ask(client, model, f"Summarise review {i}: {REVIEWS[i]}", extra_headers=fault)
+        return await ask(client, model, f"Summarise: {REVIEWS[i]}",
+                         extra_headers=fault)
 
-    outcomes = await asyncio.gather(*(call(i) for i in range(6)), return_exceptions=True)
-    rows = [{"call": i, "outcome": type(o).__name__ if isinstance(o, Exception) else "answer",
-             "detail": str(o)[:60]} for i, o in enumerate(outcomes)]
+    outcomes = await asyncio.gather(*(call(i) for i in range(6)),
+                                    return_exceptions=True)
     failed = sum(isinstance(o, Exception) for o in outcomes)
-    return Result(
-        figures={"calls": len(outcomes), "answered": len(outcomes) - failed, "failed": failed},
-        view=lesson.rows_table(rows),
-        note=f"{len(outcomes) - failed} answers kept; {failed} errors, each with its own type to handle.",
-    )
+    kinds = [type(o).__name__ if isinstance(o, Exception) else "answer"
+             for o in outcomes]
+    return {"outcomes": [{"call": i, "outcome": kind}
+                         for i, kind in enumerate(kinds)],
+            "answered": len(outcomes) - failed, "failed": failed}
 
 
 async def timeout_with_fallback(client, settings):
     """A timeout, then the fast model
 
-    The large model hangs (the simulator is told to). After two seconds we stop waiting and
+    The large model hangs (the simulator is told to). After a deadline we stop waiting and
     ask the small model instead: the user gets an answer either way.
+
+    Result: {answered_by} answered after {waited_s} (deadline {deadline_s}).
     """
-    prompt = f"Summarise: {ARTICLE}"
+    prompt, deadline = f"Summarise: {ARTICLE}", 2.0
+    hang = {"x-sim-fault": "hang"}  # the simulator never answers this one
+    large, small = settings.large_model, settings.chat_model
     with timer() as waited:
         try:
-            answer = await asyncio.wait_for(
-                ask(client, settings.large_model, prompt, extra_headers={"x-sim-fault": "hang"}), timeout=2)
-            answered_by = settings.large_model
+            slow = ask(client, large, prompt, extra_headers=hang)
+            answer = await asyncio.wait_for(slow, deadline)
+            answered_by = large
         except TimeoutError:
-            answer = await ask(client, settings.chat_model, prompt)
-            answered_by = settings.chat_model
+            answer = await ask(client, small, prompt)
+            answered_by = small
 
-    return Result(
-        figures={"answered_by": answered_by, "waited_s": waited.seconds, "timeout_s": 2},
-        note=f"{answered_by} answered after {waited.seconds:.2f} s: {answer!r}",
-    )
+    return {"answered_by": answered_by, "waited_s": waited.seconds,
+            "deadline_s": deadline, "answer": answer}
 
 
 def pitfall_client_across_event_loops(settings):
@@ -259,8 +319,10 @@ def pitfall_client_across_event_loops(settings):
 
     An `AsyncOpenAI` client keeps its connections on the event loop that opened them. Each
     `asyncio.run` makes a new loop and closes it at the end, so a client shared between two
-    `asyncio.run` calls fails the second time. Make the client inside the one loop that uses it
-    (this lesson runs all its steps on one loop), or make one per `asyncio.run`.
+    `asyncio.run` calls fails the second time. Make the client inside the one loop that uses
+    it (this lesson runs all its steps on one loop), or make one per `asyncio.run`.
+
+    Result: the first loop closed and took the client's connections with it.
     """
     client = llm.make_client()
 
@@ -273,8 +335,7 @@ def pitfall_client_across_event_loops(settings):
     except RuntimeError as error:
         second = f"RuntimeError: {error}"
 
-    return Result(figures={"first_asyncio_run": first, "second_asyncio_run": second},
-                  note="The first loop closed and took the client's connections with it.")
+    return {"first_asyncio_run": first, "second_asyncio_run": second}
 
 
 STEPS = [
@@ -282,11 +343,13 @@ STEPS = [
     batch_embeddings,
     compare_models,
     chained_calls,
-    rate_limited_calls,
+    wall_of_429s,
+    spaced_by_a_limiter,
+    retries_lose_nothing,
     errors_with_return_exceptions,
     timeout_with_fallback,
     pitfall_client_across_event_loops,
 ]
 
 if __name__ == "__main__":
-    lesson.run(STEPS)
+    run(STEPS)

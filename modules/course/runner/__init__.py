@@ -1,3 +1,6 @@
-"""The step runner every lesson uses."""
-from course.runner.steps import *  # noqa: F401,F403
-from course.runner.steps import Result, Stop, figures_table, notice, progress_bar, rows_table, run, shows, timer, timings  # noqa: F401
+"""The step runner every lesson uses: `run(STEPS)`, and the few helpers a step may use."""
+from course.console import Stop
+from course.runner.helpers import progress_bar, shows, timer
+from course.runner.runner import run
+
+__all__ = ["Stop", "progress_bar", "run", "shows", "timer"]
