@@ -51,6 +51,9 @@ class Settings:
     sim_error_rate: float = _number("SIM_ERROR_RATE", 0.0)
     sim_outage: str = _text("SIM_OUTAGE")
     sim_require_key: str = _text("SIM_REQUIRE_KEY")
+    sim_admin_key: str = _text("SIM_ADMIN_KEY")  # wanted by the /sim admin routes; empty = open
+    sim_max_body_mb: float = _number("SIM_MAX_BODY_MB", 8.0)
+    sim_omit_retry_after: float = _number("SIM_OMIT_RETRY_AFTER", 0.0)
 
     # Redis: the broker and the result backend.
     redis_url: str = _text("REDIS_URL", "redis://localhost:6379/0")

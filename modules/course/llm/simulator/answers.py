@@ -22,7 +22,8 @@ STOP_WORDS = frozenset(
     where which while who whom why will with would you your yours i'm it's don't can't isn't
     please text following give me list return extract identify write short brief one word answer reply
     keywords keyword summarize summary summarise sentiment classify classification category categories
-    label labels options option following given below above review message sentence paragraph""".split()
+    label labels options option following given below above review message sentence paragraph
+    tell explain describe what's how's""".split()
 )
 
 POSITIVE = frozenset(
@@ -100,15 +101,39 @@ def content_text(content: object) -> str:
     return ""
 
 
-def answer(messages: list, detail: int) -> str:
-    """The reply to a conversation, for a model with the given level of detail."""
+def answer(messages: list, detail: int, variant: int = 0) -> str:
+    """The reply to a conversation, for a model with the given level of detail.
+
+    `variant` (the choice index, mixed with a `seed`) changes the wording of open answers,
+    never the result of a task: a review's sentiment is the same in every variant.
+    """
+    system, user = system_and_user(messages)
+    return _answer(system, user, detail, variant)
+
+
+def system_and_user(messages: list) -> tuple[str, str]:
     system = " ".join(content_text(m.get("content")) for m in messages if isinstance(m, dict) and m.get("role") in ("system", "developer"))
     user = next((content_text(m.get("content")) for m in reversed(messages) if isinstance(m, dict) and m.get("role") == "user"), "")
-    return _answer(system, user, detail)
+    return system, user
+
+
+def json_object(messages: list, detail: int) -> dict:
+    """The answer as a JSON object (response_format json_object): the task's result under its name."""
+    system, user = system_and_user(messages)
+    task = (system + " " + user).lower()
+    if "sentiment" in task:
+        return {"sentiment": sentiment(subject(user, "sentiment"))}
+    if "summar" in task:
+        return {"summary": summary(subject(user, "summar"), detail)}
+    if "keyword" in task or "key words" in task:
+        return {"keywords": keywords(subject(user, "keyword"), detail).split(", ")}
+    if "classify" in task or "categor" in task:
+        return {"category": classify(system, user)}
+    return {"answer": generic(system + " " + user, detail)}
 
 
 @lru_cache(maxsize=4096)  # lessons repeat prompts a lot; this keeps the hot path cheap
-def _answer(system: str, user: str, detail: int) -> str:
+def _answer(system: str, user: str, detail: int, variant: int = 0) -> str:
     task = (system + " " + user).lower()
     if "sentiment" in task:
         return sentiment(subject(user, "sentiment"))
@@ -118,7 +143,7 @@ def _answer(system: str, user: str, detail: int) -> str:
         return keywords(subject(user, "keyword"), detail)
     if "classify" in task or "categor" in task:
         return classify(system, user)
-    return generic(system + " " + user, detail)
+    return generic(system + " " + user, detail, variant)
 
 
 def subject(user: str, keyword: str) -> str:
@@ -216,10 +241,10 @@ def join_words(items: list[str]) -> str:
     return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
 
 
-def generic(prompt: str, detail: int) -> str:
+def generic(prompt: str, detail: int, variant: int = 0) -> str:
     key = salient(prompt, 3) or ["this topic"]
     a, b, c = (key * 3)[:3]
-    h = zlib.crc32(prompt.encode())
+    h = zlib.crc32(prompt.encode() + (f"#{variant}".encode() if variant else b""))
     fill = {"a": a, "b": b, "c": c}
     parts = [OPENERS[h % len(OPENERS)], MIDDLES[(h >> 4) % len(MIDDLES)]]
     if h & 256 or detail:

@@ -1,7 +1,10 @@
 """The Starlette app: OpenAI-compatible routes under /v1, admin routes under /sim.
 
-Every wait is `await asyncio.sleep`, so one process serves thousands of slow
-requests at once, just like a real API seen from the client side.
+Every model call goes the same way: API key and outage, the x-sim-* headers, the body
+(at most Config.max_body bytes), the route's checks and answer (a Reply), rate limits,
+injected faults, then the latency of the model, and the answer (whole or streamed).
+Every wait is `await asyncio.sleep`, so one process serves thousands of slow requests
+at once, just like a real API seen from the client side.
 """
 from __future__ import annotations
 
@@ -9,45 +12,27 @@ import asyncio
 import json
 import math
 import zlib
-from dataclasses import dataclass
 
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from . import chat, errors, models
-from .answers import answer, content_text
-from .embeddings import embed, to_base64
+from . import admin, completion, embeddings, errors, headers, models, responses, validation
+from .config import Config
+from .envelope import Envelope
+from .errors import ApiError
 from .faults import Faults
 from .limits import Limiter
 from .models import MODELS, Model
+from .reply import Reply
 from .stats import Stats
-from .tokens import count_tokens, words_for
+
+__all__ = ["Config", "create_app"]
 
 HANG_SECONDS = 600.0
-
-
-@dataclass(frozen=True)
-class Config:
-    speed: float = 1.0
-    latency: float = -1.0  # >= 0: exactly this many seconds per request, whatever the model
-    rpm: float = 0.0  # 0 = unlimited
-    tpm: float = 0.0
-    error_rate: float = 0.0
-    outage: tuple[float, float] | None = None
-    require_key: str = ""
-    seed: int = 1234
-
-
-def header_number(request: Request, name: str) -> float | None:
-    raw = request.headers.get(name)
-    if raw is None:
-        return None
-    try:
-        return float(raw)
-    except ValueError:
-        return None
+SLOW_FACTOR = 10.0
 
 
 def jitter(raw: bytes) -> float:
@@ -66,7 +51,7 @@ class Simulator:
         self.limiter = Limiter()
         self.faults = Faults(config.seed, config.outage)
 
-    # --- checks shared by every /v1 route -------------------------------------------------
+    # --- the steps every model call takes ------------------------------------------------------
 
     def gate(self, request: Request) -> Response | None:
         """The checks that come before reading the body: API key, then outage."""
@@ -79,60 +64,92 @@ class Simulator:
             return errors.overloaded()
         return None
 
-    def rate_limit(self, request: Request, model: str, tokens: int) -> tuple[Response | None, dict]:
-        """Check every limit that applies; take from the buckets only if all of them pass."""
-        checks = []
-        for kind, server_wide, header, cost in (
-            ("requests", self.config.rpm, "x-sim-rpm", 1),
-            ("tokens", self.config.tpm, "x-sim-tpm", tokens),
+    async def read_json(self, request: Request) -> tuple[dict, bytes]:
+        """The body as a JSON object; 413 past the size limit (also for chunked bodies), 400 if not JSON."""
+        limit = self.config.max_body
+        chunks, size = [], 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise ApiError(413, f"The request body is too large: this server accepts at most {limit} bytes.",
+                               code="request_too_large")
+            chunks.append(chunk)
+        raw = b"".join(chunks)
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            raise ApiError(400, "We could not parse the JSON body of your request. (HINT: This likely means you "
+                           "aren't using your HTTP library correctly. The OpenAI API expects a JSON payload, but "
+                           "what was sent was not valid JSON.)")
+        if not isinstance(body, dict):
+            raise ApiError(400, "The JSON body of your request must be an object.")
+        return body, raw
+
+    def find_model(self, body: dict, kind: str) -> Model:
+        name = validation.required_model(body)
+        model = MODELS.get(name)
+        if model is None:
+            raise errors.unknown_model(name)
+        if model.kind != kind and kind == "chat":
+            raise ApiError(404, "This is not a chat model and thus not supported in the v1/chat/completions "
+                           "endpoint.", param="model", code="model_not_found")
+        if model.kind != kind:
+            raise ApiError(400, f"The model `{name}` does not support embeddings.", param="model")
+        self.stats.by_model[name] += 1
+        return model
+
+    def rate_limit(self, sim: headers.SimHeaders, reply: Reply) -> tuple[Response | None, dict]:
+        """Check every limit that applies; take from the buckets only if all of them pass.
+
+        The x-ratelimit-* headers describe the request's own limit (x-sim-rpm), else the
+        server's (SIM_RPM), else the model's published default (reported, not enforced).
+        """
+        model = reply.model
+        checks, shown = [], {}
+        for kind, server_wide, own, default, cost in (
+            ("requests", self.config.rpm, sim.rpm, model.rpm, 1),
+            ("tokens", self.config.tpm, sim.tpm, model.tpm, reply.rate_cost),
         ):
-            for limit in (server_wide, header_number(request, header)):
-                if limit and limit > 0:
-                    checks.append((kind, limit, cost, self.limiter.bucket(kind, model, limit)))
-        headers = {}
-        for kind, limit, cost, bucket in checks:
+            enforced = [self.limiter.bucket(kind, model.name, limit) for limit in (server_wide, own) if limit > 0]
+            checks += [(kind, bucket, cost) for bucket in enforced]
+            shown[kind] = (enforced[-1] if enforced else self.limiter.bucket(kind, model.name, default, False), cost)
+        for kind, bucket, cost in checks:
             wait = bucket.wait_for(cost)
             if wait > 0:
-                return self.too_many(model, kind, limit, cost, bucket, wait), headers
-        for kind, limit, cost, bucket in checks:
+                return self.too_many(sim, model.name, kind, bucket, cost, wait, shown), {}
+        for _, bucket, cost in checks:
             bucket.take(cost)
-            headers[f"x-ratelimit-limit-{kind}"] = f"{limit:g}"
-            headers[f"x-ratelimit-remaining-{kind}"] = str(bucket.remaining())
-        return None, headers
+        out = {}
+        for kind, (bucket, cost) in shown.items():
+            if not bucket.enforced:  # a reported-only default: it counts what passed
+                bucket.take(cost)
+            out.update(bucket.headers(kind))
+        return None, out
 
-    def too_many(self, model: str, kind: str, limit: float, cost: float, bucket, wait: float) -> Response:
+    def too_many(self, sim, model: str, kind: str, bucket, cost: float, wait: float, shown: dict) -> Response:
         unit = "requests per min (RPM)" if kind == "requests" else "tokens per min (TPM)"
-        used = int(limit) - bucket.remaining()
+        used = int(bucket.limit) - bucket.remaining()
         message = (f"Rate limit reached for {model} in organization org-simulator on {unit}: "
-                   f"Limit {limit:g}, Used {used}, Requested {cost:g}. Please try again in {wait_text(wait)}.")
-        headers = {
-            "retry-after": str(max(1, math.ceil(wait))),
-            "retry-after-ms": str(max(1, math.ceil(wait * 1000))),
-            f"x-ratelimit-limit-{kind}": f"{limit:g}",
-            f"x-ratelimit-remaining-{kind}": str(bucket.remaining()),
-        }
-        return errors.error(429, message, kind, code="rate_limit_exceeded", headers=headers)
+                   f"Limit {bucket.limit:g}, Used {used}, Requested {cost:g}. Please try again in {wait_text(wait)}. "
+                   "Visit https://platform.openai.com/account/rate-limits to learn more.")
+        out = {}
+        for other, (other_bucket, _) in shown.items():
+            out.update((bucket if other == kind else other_bucket).headers(other))
+        omit = self.config.omit_retry_after if sim.omit_retry_after is None else sim.omit_retry_after
+        if not self.faults.omit_retry_after(omit):
+            out["retry-after"] = str(max(1, math.ceil(wait)))
+            out["retry-after-ms"] = str(max(1, math.ceil(wait * 1000)))
+        return errors.error(429, message, kind, code="rate_limit_exceeded", headers=out)
 
-    def injected_fault(self, request: Request) -> Response | None:
+    def injected_fault(self, sim: headers.SimHeaders) -> Response | None:
         """500s on purpose: x-sim-fault: error, x-sim-fail-first + x-sim-fail-key, or the error rate."""
-        if request.headers.get("x-sim-fault") == "error":
+        if sim.fault == "error":
             return errors.server_error()
-        fail_first = header_number(request, "x-sim-fail-first")
-        if fail_first and self.faults.fail_first(request.headers.get("x-sim-fail-key", ""), int(fail_first)):
+        if sim.fail_first and self.faults.fail_first(sim.fail_key, sim.fail_first):
             return errors.server_error()
-        rate = header_number(request, "x-sim-error-rate")
-        if self.faults.random_error(self.config.error_rate if rate is None else rate):
+        if self.faults.random_error(self.config.error_rate if sim.error_rate is None else sim.error_rate):
             return errors.server_error()
         return None
-
-    def fixed_latency(self, request: Request) -> float | None:
-        fixed = header_number(request, "x-sim-latency")
-        if fixed is None and self.config.latency >= 0:
-            fixed = self.config.latency
-        return fixed
-
-    def slow_factor(self, request: Request) -> float:
-        return 10.0 if request.headers.get("x-sim-fault") == "slow" else 1.0
 
     async def hang_until_disconnect(self, request: Request) -> Response:
         """x-sim-fault: hang: answer nothing until the client gives up (or 10 minutes pass)."""
@@ -145,154 +162,77 @@ class Simulator:
             pass
         return errors.error(504, "The request hung on purpose (x-sim-fault: hang).", "server_error")
 
-    async def read_json(self, request: Request) -> tuple[dict | None, bytes]:
-        raw = await request.body()
-        try:
-            body = json.loads(raw)
-        except ValueError:
-            return None, raw
-        return (body if isinstance(body, dict) else None), raw
+    async def model_call(self, request: Request, kind: str, plan) -> Response:
+        """One call to a model, from the key check to the answer; `plan(body, model, raw)` gives the Reply."""
+        refused = self.gate(request)
+        if refused:
+            return refused
+        sim = headers.read(request)
+        body, raw = await self.read_json(request)
+        model = self.find_model(body, kind)
+        reply = plan(body, model, raw)
+        limited, rate_headers = self.rate_limit(sim, reply)
+        if limited:
+            return limited
+        failed = self.injected_fault(sim)
+        if failed:
+            return failed
+        if sim.fault == "hang":
+            return await self.hang_until_disconnect(request)
 
-    def find_model(self, body: dict, kind: str) -> Model | Response:
-        name = body.get("model")
-        if not isinstance(name, str) or not name:
-            return errors.error(400, "you must provide a model parameter", param="model")
-        model = MODELS.get(name)
-        if model is None:
-            return errors.unknown_model(name)
-        if model.kind != kind and kind == "chat":
-            return errors.error(404, "This is not a chat model and thus not supported in the "
-                                "v1/chat/completions endpoint.", param="model", code="model_not_found")
-        if model.kind != kind:
-            return errors.error(400, f"The model `{name}` does not support embeddings.", param="model")
-        self.stats.by_model[name] += 1
-        return model
+        fixed = sim.latency if sim.latency is not None else (self.config.latency if self.config.latency >= 0 else None)
+        factor = SLOW_FACTOR if sim.fault == "slow" else 1.0
+        if reply.events is not None:
+            events = reply.events()
+            tokens = sum(1 for _, token in events if token)
+            if fixed is None:
+                j = jitter(raw)
+                first = reply.model.network / self.config.speed * j * factor
+                gap = reply.model.per_unit / self.config.speed * j * factor
+            else:
+                first = gap = fixed * factor / (tokens + 1)
+            return StreamingResponse(self.paced(events, first, gap), media_type="text/event-stream",
+                                     headers=rate_headers)
+        seconds = models.latency(model, reply.units, self.config.speed, jitter(raw)) if fixed is None else fixed
+        if seconds * factor > 0:
+            await asyncio.sleep(seconds * factor)
+        return JSONResponse(reply.body(), headers=rate_headers)
+
+    @staticmethod
+    async def paced(events: list[tuple[bytes, bool]], first: float, gap: float):
+        """The same total wait as a whole response, spread: time to first token, then one gap per token."""
+        if first > 0:
+            await asyncio.sleep(first)
+        for data, token in events:
+            if token and gap > 0:
+                await asyncio.sleep(gap)
+            yield data
 
     # --- routes ----------------------------------------------------------------------------
 
     async def chat_completions(self, request: Request) -> Response:
-        refused = self.gate(request)
-        if refused:
-            return refused
-        body, raw = await self.read_json(request)
-        if body is None:
-            return errors.error(400, "We could not parse the JSON body of your request.")
-        messages = body.get("messages")
-        if not isinstance(messages, list) or not messages:
-            return errors.error(400, "Missing required parameter: 'messages'.", param="messages",
-                                code="missing_required_parameter")
-        model = self.find_model(body, "chat")
-        if isinstance(model, Response):
-            return model
+        def plan(body: dict, model: Model, raw: bytes) -> Reply:
+            validation.chat(body, model.max_output)
+            return completion.plan(body, model, f"chatcmpl-sim{zlib.crc32(raw):08x}")
+        return await self.model_call(request, "chat", plan)
 
-        text = answer(messages, model.detail)
-        finish = "stop"
-        limit = body.get("max_completion_tokens") or body.get("max_tokens")
-        if isinstance(limit, int) and limit > 0 and count_tokens(text) > limit:
-            text = " ".join(text.split()[: words_for(limit)])
-            finish = "length"
-        prompt_tokens = sum(count_tokens(content_text(m.get("content"))) for m in messages if isinstance(m, dict))
-        completion_tokens = count_tokens(text)
-        usage = {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
-                 "total_tokens": prompt_tokens + completion_tokens}
-
-        limited, headers = self.rate_limit(request, model.name, usage["total_tokens"])
-        if limited:
-            return limited
-        failed = self.injected_fault(request)
-        if failed:
-            return failed
-        if request.headers.get("x-sim-fault") == "hang":
-            return await self.hang_until_disconnect(request)
-
-        rid = f"chatcmpl-sim{zlib.crc32(raw):08x}"
-        fixed = self.fixed_latency(request)
-        factor = self.slow_factor(request)
-        if body.get("stream"):
-            options = body.get("stream_options") or {}
-            stream = self.stream(rid, model, text, finish, usage, fixed, factor, raw,
-                                 bool(options.get("include_usage")))
-            return StreamingResponse(stream, media_type="text/event-stream", headers=headers)
-
-        if fixed is None:
-            seconds = models.latency(model, completion_tokens, self.config.speed, jitter(raw))
-        else:
-            seconds = fixed
-        if seconds * factor > 0:
-            await asyncio.sleep(seconds * factor)
-        return JSONResponse(chat.completion(rid, model.name, text, finish, usage), headers=headers)
-
-    async def stream(self, rid, model, text, finish, usage, fixed, factor, raw, include_usage):
-        """The same total wait as a whole response, spread: time to first token, then one gap per piece."""
-        parts = chat.pieces(text)
-        if fixed is None:
-            j = jitter(raw)
-            first = model.network / self.config.speed * j * factor
-            gap = model.per_unit / self.config.speed * j * factor
-        else:
-            first = gap = fixed * factor / (len(parts) + 1)
-        if first > 0:
-            await asyncio.sleep(first)
-        yield chat.chunk(rid, model.name, {"role": "assistant", "content": "", "refusal": None})
-        for part in parts:
-            if gap > 0:
-                await asyncio.sleep(gap)
-            yield chat.chunk(rid, model.name, {"content": part})
-        yield chat.chunk(rid, model.name, {}, finish)
-        if include_usage:
-            yield chat.usage_chunk(rid, model.name, usage)
-        yield chat.DONE
+    async def responses(self, request: Request) -> Response:
+        return await self.model_call(request, "chat", responses.plan)
 
     async def embeddings(self, request: Request) -> Response:
+        return await self.model_call(request, "embedding", lambda body, model, raw: embeddings.plan(body, model))
+
+    async def legacy_completions(self, request: Request) -> Response:
+        """The legacy completions API: none of the simulator's models is a completions model, as at OpenAI."""
         refused = self.gate(request)
         if refused:
             return refused
-        body, raw = await self.read_json(request)
-        if body is None:
-            return errors.error(400, "We could not parse the JSON body of your request.")
-        texts = body.get("input")
-        if isinstance(texts, str):
-            texts = [texts]
-        if (not isinstance(texts, list) or not texts
-                or not all((isinstance(t, str) and t) or (isinstance(t, list) and t) for t in texts)):
-            return errors.error(400, "'input' must be a non-empty string or a non-empty array of non-empty strings.",
-                                param="input")
-        # Token arrays (lists of ints) are embedded by their numbers: deterministic, if not meaningful.
-        texts = [t if isinstance(t, str) else " ".join(map(str, t)) for t in texts]
-        model = self.find_model(body, "embedding")
-        if isinstance(model, Response):
-            return model
-        dims = body.get("dimensions")
-        if dims is not None:
-            if not model.custom_dimensions:
-                return errors.error(400, "This model does not support specifying dimensions.", param="dimensions")
-            if not isinstance(dims, int) or not 1 <= dims <= model.dimensions:
-                return errors.error(400, f"dimensions must be between 1 and {model.dimensions}.", param="dimensions")
-        else:
-            dims = model.dimensions
-        encoding = body.get("encoding_format") or "float"
-        if encoding not in ("float", "base64"):
-            return errors.error(400, "encoding_format must be 'float' or 'base64'.", param="encoding_format")
-
-        tokens = sum(count_tokens(t) for t in texts)
-        limited, headers = self.rate_limit(request, model.name, tokens)
-        if limited:
-            return limited
-        failed = self.injected_fault(request)
-        if failed:
-            return failed
-        if request.headers.get("x-sim-fault") == "hang":
-            return await self.hang_until_disconnect(request)
-
-        fixed = self.fixed_latency(request)
-        seconds = models.latency(model, len(texts), self.config.speed, jitter(raw)) if fixed is None else fixed
-        seconds *= self.slow_factor(request)
-        if seconds > 0:
-            await asyncio.sleep(seconds)
-        encode = to_base64 if encoding == "base64" else list
-        data = [{"object": "embedding", "index": i, "embedding": encode(embed(t, dims))} for i, t in enumerate(texts)]
-        return JSONResponse({"object": "list", "data": data, "model": model.name,
-                             "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}, headers=headers)
+        body, _ = await self.read_json(request)
+        name = validation.required_model(body)
+        if name not in MODELS:
+            raise errors.unknown_model(name)
+        raise ApiError(404, "This is a chat model and not supported in the v1/completions endpoint. Did you mean to "
+                       "use v1/chat/completions?", param="model", code="model_not_found")
 
     async def list_models(self, request: Request) -> Response:
         refused = self.gate(request)
@@ -306,51 +246,55 @@ class Simulator:
             return refused
         name = request.path_params["name"]
         model = MODELS.get(name)
-        return JSONResponse(model.as_openai()) if model else errors.unknown_model(name)
-
-    # --- admin -------------------------------------------------------------------------------
-
-    async def show_stats(self, request: Request) -> Response:
-        return JSONResponse(self.stats.as_json())
-
-    async def outage(self, request: Request) -> Response:
-        body, _ = await self.read_json(request)
-        seconds = (body or {}).get("seconds")
-        if not isinstance(seconds, (int, float)) or seconds < 0:
-            return errors.error(400, "send JSON like {\"seconds\": 10}", param="seconds")
-        self.faults.start_outage(seconds)
-        return JSONResponse({"outage_seconds": seconds})
-
-    async def reset(self, request: Request) -> Response:
-        self.stats.reset()
-        self.limiter.reset()
-        self.faults.reset()
-        return JSONResponse({"reset": True})
+        if model is None:
+            raise errors.unknown_model(name)
+        return JSONResponse(model.as_openai())
 
 
 def counted(stats: Stats, handler):
-    """Wrap a /v1 route so every answer it gives is counted by status code."""
+    """Wrap a /v1 route so every answer it gives is counted by status code (errors too)."""
     async def endpoint(request: Request) -> Response:
-        response = await handler(request)
+        try:
+            response = await handler(request)
+        except ApiError as failure:
+            response = failure.response()
         stats.record(response.status_code)
         return response
     return endpoint
 
 
-def create_app(config: Config) -> Starlette:
+async def api_error(request: Request, exc: ApiError) -> Response:
+    return exc.response()
+
+
+async def http_error(request: Request, exc: HTTPException) -> Response:
+    """Unknown routes and methods, answered as OpenAI answers them."""
+    where = f"({request.method} {request.url.path})"
+    if exc.status_code == 404:
+        return errors.error(404, f"Invalid URL {where}")
+    if exc.status_code == 405:
+        return errors.error(405, f"Invalid method for URL {where}", headers=exc.headers)
+    return errors.error(exc.status_code, str(exc.detail))
+
+
+async def unexpected(request: Request, exc: Exception) -> Response:
+    """Any error nobody expected: OpenAI's 500 body, never a plain-text page."""
+    return errors.server_error()
+
+
+def create_app(config: Config) -> Envelope:
     sim = Simulator(config)
     v1 = [
         ("/v1/chat/completions", sim.chat_completions, ["POST"]),
+        ("/v1/responses", sim.responses, ["POST"]),
         ("/v1/embeddings", sim.embeddings, ["POST"]),
+        ("/v1/completions", sim.legacy_completions, ["POST"]),
         ("/v1/models", sim.list_models, ["GET"]),
         ("/v1/models/{name:path}", sim.get_model, ["GET"]),
     ]
     routes = [Route(path, counted(sim.stats, handler), methods=methods) for path, handler, methods in v1]
-    routes += [
-        Route("/sim/stats", sim.show_stats, methods=["GET"]),
-        Route("/sim/outage", sim.outage, methods=["POST"]),
-        Route("/sim/reset", sim.reset, methods=["POST"]),
-    ]
-    app = Starlette(routes=routes)
+    routes += admin.routes(sim)
+    app = Starlette(routes=routes, exception_handlers={ApiError: api_error, HTTPException: http_error,
+                                                       Exception: unexpected})
     app.state.simulator = sim
-    return app
+    return Envelope(app, config.max_body)

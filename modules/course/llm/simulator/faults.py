@@ -3,6 +3,9 @@ from __future__ import annotations
 
 import random
 import time
+from collections import OrderedDict
+
+MAX_KEYS = 10_000  # fail-first keys remembered; the oldest are forgotten, so memory stays bounded
 
 
 def parse_window(text: str) -> tuple[float, float] | None:
@@ -26,7 +29,8 @@ class Faults:
 
     def reset(self) -> None:
         self.random = random.Random(self.seed)  # seeded: a given server run is reproducible
-        self.attempts: dict[str, int] = {}
+        self.retry_after_random = random.Random(self.seed + 1)
+        self.attempts: OrderedDict[str, int] = OrderedDict()
         self.outage_until = 0.0
 
     def in_outage(self) -> bool:
@@ -44,8 +48,14 @@ class Faults:
     def random_error(self, rate: float) -> bool:
         return rate > 0 and self.random.random() < rate
 
+    def omit_retry_after(self, rate: float) -> bool:
+        """Whether this 429 goes without Retry-After (drawn from its own seeded stream)."""
+        return rate > 0 and self.retry_after_random.random() < rate
+
     def fail_first(self, key: str, count: int) -> bool:
         """True for the first `count` requests carrying `key`, False afterwards."""
-        seen = self.attempts.get(key, 0) + 1
+        seen = self.attempts.pop(key, 0) + 1
         self.attempts[key] = seen
+        if len(self.attempts) > MAX_KEYS:
+            self.attempts.popitem(last=False)
         return seen <= count
