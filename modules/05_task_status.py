@@ -1,13 +1,20 @@
 """Lesson 05: task status
 
-Run:  python modules/05_task_status.py      (--no-pause runs straight through, --list shows the steps)
-Second terminal (optional): make worker      (that is: celery -A course worker --loglevel=info -Q high,default,low)
+Run:  make lesson N=05      (ARGS=--no-pause runs straight through, ARGS=--list lists the steps)
+Second terminal (optional): make worker
 You learn: the states a Celery task goes through, why an unknown id reads PENDING, how a task
 reports progress, the submit-then-poll API a web app builds on it, polling vs webhooks vs pushed
 events, and what failure, cancelling and result expiry look like from the client.
 
 Redis comes from REDIS_URL; on localhost with none running, the course starts one. The lesson
 uses your worker when one answers, and starts one for its own run when none does.
+
+Recap:
+- PENDING means "nothing stored": queued, or an id nobody sent. Record the ids you submit.
+- A task reports progress with update_state; a client polls it, or is told (webhook, events).
+- A web API answers a job at once with its id, and a status URL the client asks until done.
+- Accept a webhook only when its signature checks out; refuse stale and replayed calls.
+- Failures keep their traceback, revoke cancels, and results expire: copy what you keep.
 """
 import json
 import time
@@ -15,168 +22,138 @@ import uuid
 
 from celery import states
 from celery.result import AsyncResult
-from rich.console import Group
-from rich.panel import Panel
-from rich.text import Text
 
-from course import runner as lesson
 from course.jobs import tasks, webhook
 from course.jobs.celery_app import app
-from course.runner import Result, figures_table, rows_table, timer
+from course.runner import Stop, progress_bar, run, shows, timer
 
 STEP_SECONDS = 0.3  # how long one step of a demo report takes
 POLL_EVERY = 0.1  # seconds between two status checks
-RECORD_SECONDS = int(app.conf.result_expires)  # remember a submitted id as long as its result is kept
-
-MEANINGS = {
-    "PENDING": "no state stored: queued, not started yet, or an id nobody ever sent",
-    "STARTED": "a worker took it (stored only with task_track_started=True)",
-    "PROGRESS": "a state of our own, set by the task with update_state(meta=...)",
-    "RETRY": "it failed and will run again after a countdown",
-    "SUCCESS": "done: result is the return value",
-    "FAILURE": "it raised: result is the exception, traceback its text",
-    "REVOKED": "cancelled with revoke(), before or while it ran",
-}
+RECORD_SECONDS = int(app.conf.result_expires)  # keep an id as long as its result
 
 
 def read(task_id):
     """(state, info) of a task, from one read of the result backend."""
-    meta = AsyncResult(task_id).backend.get_task_meta(task_id, cache=False)
+    meta = app.backend.get_task_meta(task_id, cache=False)
     return meta["status"], meta["result"]
 
 
-def poll(result, every=POLL_EVERY, timeout=60):
-    """Yield (state, info) every `every` seconds until the task is done (its last state included)."""
+def poll(task_id, every=POLL_EVERY, timeout=60):
+    """Yield (state, info) every `every` seconds until the task is done."""
     deadline = time.monotonic() + timeout
     while True:
-        state, info = read(result.id)
+        state, info = read(task_id)
         yield state, info
         if state in states.READY_STATES:
             return
         if time.monotonic() > deadline:
-            raise lesson.Stop(f"Task {result.id} is still {state} after {timeout} s. "
-                              f"Is a worker running? Check with: python -m course.doctor")
+            raise Stop(f"Task {task_id} is still {state} after {timeout} s. "
+                       "Is a worker reading its queue? Check with: make doctor")
         time.sleep(every)
-
-
-def submit(redis, task, *args, **options):
-    """Send a task and remember its id, so a status check can tell "unknown" from "waiting"."""
-    result = task.apply_async(args, **options)
-    redis.set(f"course:submitted:{result.id}", task.name, ex=RECORD_SECONDS)
-    return result.id
-
-
-def status(redis, task_id):
-    """What GET /jobs/<id> of a web API returns: a small JSON-ready dict."""
-    if not redis.exists(f"course:submitted:{task_id}"):
-        return {"state": "UNKNOWN", "progress": None, "result": "no such job (HTTP 404)"}
-    state, info = read(task_id)
-    return {
-        "state": state,
-        "progress": info if state == "PROGRESS" else None,
-        "result": info if state == states.SUCCESS else repr(info) if state == states.FAILURE else None,
-    }
 
 
 def states_seen_live(worker):
     """The states, seen live
 
-    Four tasks at once, each read every 20 ms: a report that reports progress, an LLM call whose
-    first three attempts fail and are retried, a task that raises, and a report we cancel mid-way.
-    Each row is the sequence of states a client polling the task saw. Each task is sent with a
-    half-second countdown, so even an idle worker leaves it PENDING long enough to see; a state
-    shorter than 20 ms (a retry with a countdown near 0) can still slip between two reads.
+    Three tasks at once, each read every 20 ms: a report that reports progress, an LLM call
+    whose first three attempts fail and are retried, and a task that raises. Each row is the
+    sequence of states a client polling the task saw. Each is sent with a half-second
+    countdown, so it reads PENDING first, even on an idle worker.
+
+    Result: {kinds_seen} states in one run; all {first_pending} tasks read PENDING first: the
+    backend knows nothing of a task until a worker writes to it.
     """
     jobs = {
-        "long_report": tasks.long_report.apply_async((4, STEP_SECONDS), countdown=0.5),
-        "flaky_llm_call": tasks.flaky_llm_call.apply_async((f"lesson05-{uuid.uuid4()}", 3), countdown=0.5),
-        "failing_task": tasks.failing_task.apply_async(countdown=0.5),
-        "long_report, revoked": tasks.long_report.apply_async((20, STEP_SECONDS), countdown=0.5),
+        "long_report": tasks.long_report.s(4, STEP_SECONDS),
+        "flaky_llm_call": tasks.flaky_llm_call.s(f"l05-{uuid.uuid4()}", 3),
+        "failing_task": tasks.failing_task.s(),
     }
-    seen = {name: [] for name in jobs}
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        for name, result in jobs.items():
-            state = result.state
-            if not seen[name] or seen[name][-1] != state:
-                seen[name].append(state)
-        if seen["long_report, revoked"][-1] == "PROGRESS":
-            jobs["long_report, revoked"].revoke(terminate=True)  # cancel it once it is running
-        if all(history[-1] in states.READY_STATES for history in seen.values()):
+    sent = {name: job.apply_async(countdown=0.5)
+            for name, job in jobs.items()}
+    seen, deadline = {name: [] for name in jobs}, time.monotonic() + 60
+    while True:
+        for name, result in sent.items():
+            if not seen[name] or seen[name][-1] != result.state:
+                seen[name].append(result.state)
+        if all(seen[name][-1] in states.READY_STATES for name in seen):
             break
+        if time.monotonic() > deadline:
+            raise Stop("Still not done after 60 s. Check with: make doctor")
         time.sleep(0.02)
 
-    every_state = {state for history in seen.values() for state in history}
-    first_pending = sum(history[0] == "PENDING" for history in seen.values())
-    sequences = [{"task": name, "states seen, in order": " → ".join(seen[name])} for name in jobs]
-    meanings = [{"state": state, "meaning": meaning, "seen": "yes" if state in every_state else "no"}
-                for state, meaning in MEANINGS.items()]
-    return Result(
-        figures={"sequences": seen, "states_seen": sorted(every_state), "first_pending": first_pending,
-                 "worker_started_by_lesson": worker.started_here},
-        view=Group(rows_table(sequences), rows_table(meanings)),
-        note=f"{len(every_state)} of the {len(MEANINGS)} states seen in one run; {first_pending} of {len(jobs)} "
-             f"tasks read PENDING first: the backend knows nothing of a task until a worker writes to it.",
-    )
+    return {"states_seen": [{"task": name, "states": " → ".join(history)}
+                            for name, history in seen.items()],
+            "kinds_seen": len(set().union(*seen.values())),
+            "first_pending": sum(h[0] == "PENDING" for h in seen.values())}
 
 
-@lesson.shows(submit, status)
+def submit(redis, task, *args, **options):
+    """Record the id, then send: a status check tells "unknown" from "waiting"."""
+    task_id = str(uuid.uuid4())
+    redis.set(f"course:submitted:{task_id}", task.name, ex=RECORD_SECONDS)
+    task.apply_async(args, task_id=task_id, **options)
+    return task_id
+
+
+def status(redis, task_id):
+    """What GET /jobs/<id> of a web API returns: a small JSON-ready dict."""
+    if not redis.exists(f"course:submitted:{task_id}"):
+        return {"state": "UNKNOWN", "progress": None, "result": None}
+    state, info = read(task_id)
+    return {"state": state,
+            "progress": info if state == "PROGRESS" else None,
+            "result": info if state == states.SUCCESS
+            else repr(info) if state == states.FAILURE else None}
+
+
+@shows(submit, status)
 def unknown_or_waiting(redis, worker):
     """The PENDING trap: Celery cannot tell "unknown" from "waiting"
 
     `AsyncResult(id).state` reads the result backend, and a task has no entry there until a
     worker starts it. So a queued task and an id nobody ever sent (a typo, an old link) both
-    read PENDING. `result_extended=True` adds the task's name once it started, which does not
-    help with queued tasks. What helps: remember each id you submit, as `submit()` does.
-    """
-    queued = submit(redis, tasks.add, 2, 3, queue="lesson05-nobody-listens")  # it just waits
-    finished = submit(redis, tasks.add, 1, 1)
-    list(poll(AsyncResult(finished)))
-    rows = []
-    for what, task_id in [("queued", queued), ("finished", finished), ("never sent", "no-such-id")]:
-        result = AsyncResult(task_id)
-        rows.append({"task": what, "AsyncResult.state": result.state, "result.name": result.name,
-                     "submitted record": bool(redis.exists(f"course:submitted:{task_id}")),
-                     "status()": status(redis, task_id)["state"]})
-    redis.delete("lesson05-nobody-listens")  # the queue is a Redis list: drop the waiting message
+    read PENDING. What helps: remember each id you submit, before you send it.
 
-    by_task = {row["task"]: row for row in rows}
-    return Result(
-        figures={"unknown_state": by_task["never sent"]["AsyncResult.state"],
-                 "queued_state": by_task["queued"]["AsyncResult.state"],
-                 "unknown_status": by_task["never sent"]["status()"],
-                 "queued_status": by_task["queued"]["status()"],
-                 "finished_name": by_task["finished"]["result.name"]},
-        view=rows_table(rows),
-        note="Same PENDING for the queued task and the made-up id; our own record tells them apart.",
-    )
+    Result: the queued task read {queued_state} and the made-up id {unknown_state}; our
+    record tells them apart: {queued_status} and {unknown_status}.
+    """
+    nobody = "lesson05-nobody-listens"
+    queued = submit(redis, tasks.add, 2, 3, queue=nobody)  # it just waits
+    unknown = "no-such-id"
+    states_now = {"queued": AsyncResult(queued).state,
+                  "unknown": AsyncResult(unknown).state}
+    redis.delete(nobody)  # the queue is a Redis list: drop the message
+
+    return {"queued_state": states_now["queued"],
+            "unknown_state": states_now["unknown"],
+            "queued_status": status(redis, queued)["state"],
+            "unknown_status": status(redis, unknown)["state"]}
 
 
 def progress_with_update_state(worker):
     """Progress: the task writes it, the client polls it
 
     Inside the task, `self.update_state(state="PROGRESS", meta={"current": 3, "total": 20})`
-    overwrites the task's entry in the backend. The client reads it like any state and draws it.
-    An update the client does not poll in time is simply overwritten by the next one.
+    overwrites the task's entry in the backend. The client reads it like any state and draws
+    it. An update the client does not read in time is overwritten by the next one.
+
+    Result: {polls} polls, one every {poll_interval_s}, saw {updates_seen} of {steps}
+    updates (one every {step_s}); the task ended in {final_state}.
     """
-    steps = 20
-    result = tasks.long_report.delay(steps, STEP_SECONDS / 2)
-    polls, updates_seen, shown = 0, set(), 0
-    with lesson.progress_bar("long_report", total=steps) as advance:
-        for state, info in poll(result, every=POLL_EVERY):
+    steps, step_seconds = 20, STEP_SECONDS / 2
+    result = tasks.long_report.delay(steps, step_seconds)
+    polls, seen, shown = 0, set(), 0
+    with progress_bar("long_report", total=steps) as advance:
+        for state, info in poll(result.id):
             polls += 1
             if state == "PROGRESS":
-                updates_seen.add(info["current"])
+                seen.add(info["current"])
                 advance(info["current"] - shown)
                 shown = info["current"]
-        advance(steps - shown)
 
-    return Result(
-        figures={"steps": steps, "progress_updates_seen": len(updates_seen), "polls": polls,
-                 "poll_interval_s": POLL_EVERY, "step_s": STEP_SECONDS / 2, "final_state": state},
-        note=f"{polls} polls every {POLL_EVERY} s saw {len(updates_seen)} of {steps} progress updates; "
-             f"the task ended in {state}.",
-    )
+    return {"steps": steps, "step_s": step_seconds,
+            "updates_seen": len(seen), "polls": polls,
+            "poll_interval_s": POLL_EVERY, "final_state": state}
 
 
 def submit_then_poll(redis, worker):
@@ -184,143 +161,152 @@ def submit_then_poll(redis, worker):
 
     A web API never waits for the job: POST /jobs calls `submit()` and answers with the id at
     once; the browser then calls GET /jobs/<id>, which returns `status(id)`, every second or so
-    until the state is final. These are the dicts it would send, as the job went on.
+    until the state is final. These are the answers it would send as the job went on.
+
+    Result: submit() returned after {submit_ms}; {answers} status answers followed the job
+    to {final_state}.
     """
     with timer() as submitting:
         task_id = submit(redis, tasks.long_report, 5, STEP_SECONDS)
-    start = time.perf_counter()
-    responses = []
-    while not responses or responses[-1]["state"] not in states.READY_STATES:
-        if time.perf_counter() - start > 60:
-            raise lesson.Stop("The job did not finish within 60 s. Is a worker running? python -m course.doctor")
-        responses.append({"after_s": round(time.perf_counter() - start, 2), **status(redis, task_id)})
-        time.sleep(4 * POLL_EVERY)
+    start, responses = time.perf_counter(), []
+    for _ in poll(task_id, every=4 * POLL_EVERY):
+        answer = status(redis, task_id)
+        responses.append({"after_s": time.perf_counter() - start, **answer})
 
-    return Result(
-        figures={"submit_ms": submitting.seconds * 1000, "responses": len(responses),
-                 "states": [r["state"] for r in responses], "final": responses[-1]},
-        view=rows_table(responses, title=f"GET /jobs/{task_id}"),
-        note=f"submit() returned the id after {submitting.seconds * 1000:.1f} ms; "
-             f"{len(responses)} status calls followed it to {responses[-1]['state']}.",
-    )
+    return {"get_jobs_id": responses,
+            "submit_ms": submitting.seconds * 1000,
+            "answers": len(responses),
+            "final_state": responses[-1]["state"]}
 
 
 def polling_vs_webhook(worker):
     """Polling vs a webhook
 
     Polling asks again and again, and notices the end only at its next request. With a webhook
-    the task calls a URL of ours when it is done: one request, right away. Here one job does
-    both: the task POSTs to a small HTTP server on 127.0.0.1, and we also poll it every 0.5 s.
+    the task calls a URL of ours when it is done: one signed request, right away. Here one job
+    does both: the task POSTs to a small HTTP server on 127.0.0.1, and we also poll every 0.5 s.
+
+    Result: polling made {polls} requests; the webhook made {webhook_calls}.
     """
     with webhook.receiver() as hook:
-        result = tasks.report_with_updates.delay(5, STEP_SECONDS, webhook_url=hook.url)
-        polls = len(list(poll(result, every=0.5)))
+        result = tasks.report_with_updates.delay(
+            5, STEP_SECONDS, webhook_url=hook.url)
+        polls = len(list(poll(result.id, every=0.5)))
         noticed_at = time.time()
         call = hook.wait(timeout=10)
     if call is None:
-        raise lesson.Stop("The webhook never arrived. See the worker's log: .course-data/worker.log")
+        raise Stop("The webhook never arrived. See the worker's log: "
+                   ".course-data/worker.log")
 
     finished_at = call["body"]["finished_at"]
-    rows = {"webhook": call["received_at"] - finished_at, "polling every 0.5 s": noticed_at - finished_at}
-    return Result(
-        figures={"polls": polls, "webhook_calls": len(hook.calls), "webhook_delay_s": rows["webhook"],
-                 "polling_delay_s": rows["polling every 0.5 s"], "webhook_body": call["body"]},
-        view=lesson.timings(rows, title="from the end of the work to the client knowing"),
-        note=f"Polling made {polls} requests; the webhook made {len(hook.calls)}, "
-             f"{rows['webhook'] * 1000:.0f} ms after the work ended.",
-    )
+    return {"webhook_s": call["received_at"] - finished_at,
+            "polling_every_half_a_second_s": noticed_at - finished_at,
+            "polls": polls, "webhook_calls": len(hook.accepted),
+            "_webhook_body": call["body"]}
+
+
+def forged_calls_are_refused(worker):
+    """A webhook you can trust: signed, fresh, once
+
+    Anyone who finds the URL can POST to it. So each delivery carries a signature: an HMAC of
+    its time and body with a secret the worker and the receiver share. The receiver refuses a
+    call without one, with a wrong one, signed too long ago, or already seen (a replay).
+
+    Result: {accepted} call accepted, {refused} refused.
+    """
+    with webhook.receiver() as hook:
+        tasks.report_with_updates.delay(1, 0, webhook_url=hook.url)
+        genuine = hook.wait(timeout=10)
+        hook.send_forged({"id": "fake", "state": "SUCCESS"})
+        hook.send_forged({"id": "fake"}, how="wrong-secret")
+        hook.send_forged({"id": "fake"}, how="stale")
+        hook.replay(genuine)
+
+    return {"calls": [{"call": n, "status": c["status"],
+                       "reason": c["reason"] or "accepted"}
+                      for n, c in enumerate(hook.calls, 1)],
+            "accepted": len(hook.accepted), "refused": len(hook.rejected)}
 
 
 def pushed_progress_events(redis, worker):
     """Pushed events: progress as it happens
 
-    A webhook tells us the end; for progress the task can publish each step to a Redis pub/sub
-    channel, and whoever subscribed gets it at once. A web API forwards these messages to the
-    browser as server-sent events. Celery's own task events (Flower, `celery events`) work the
-    same way. Here we subscribe, and poll the same task every 0.1 s to compare.
+    For progress, the task can publish each step to a Redis pub/sub channel, and whoever
+    subscribed gets it at once. A web API forwards these messages to the browser as
+    server-sent events (lesson 07). Here we subscribe, and poll the same task to compare.
+
+    Result: {received} pushed messages for {steps} steps; {empty_polls} of the {polls}
+    polls brought nothing new.
     """
     channel = f"lesson05:progress:{uuid.uuid4().hex}"
     messages = []
+
+    def on_message(message):  # called by the subscriber's thread
+        messages.append(json.loads(message["data"]))
+
     subscriber = redis.pubsub(ignore_subscribe_messages=True)
-    subscriber.subscribe(**{channel: lambda message: messages.append(json.loads(message["data"]))})
+    subscriber.subscribe(**{channel: on_message})
     listening = subscriber.run_in_thread(sleep_time=0.01, daemon=True)
 
     steps = 10
-    result = tasks.report_with_updates.delay(steps, STEP_SECONDS, channel=channel)
-    polls, polls_with_news, last = 0, 0, None  # a poll has news when its answer differs from the last
-    for state, info in poll(result, every=POLL_EVERY):
-        polls += 1
-        polls_with_news += (state, info) != last
-        last = (state, info)
-    deadline = time.monotonic() + 2
-    while len(messages) < steps and time.monotonic() < deadline:  # the last message may be in flight
-        time.sleep(0.01)
-    listening.stop()  # the thread unsubscribes and closes its connection
+    result = tasks.report_with_updates.delay(
+        steps, STEP_SECONDS, channel=channel)
+    answers = list(poll(result.id))
+    time.sleep(0.2)  # the last message may still be on its way
+    listening.stop()
     listening.join()
 
-    messages_with_news = len({message["current"] for message in messages})
-    return Result(
-        figures={"steps": steps, "messages_received": len(messages), "messages_with_news": messages_with_news,
-                 "polls": polls, "polls_with_news": polls_with_news},
-        view=rows_table([
-            {"way": "pushed (pub/sub)", "received": len(messages), "with news": messages_with_news},
-            {"way": f"polling every {POLL_EVERY} s", "received": polls, "with news": polls_with_news},
-        ]),
-        note=f"{len(messages)} pushed messages for {steps} steps; {polls - polls_with_news} of the "
-             f"{polls} polls brought nothing new.",
-    )
+    repeats = sum(a == before for a, before in zip(answers[1:], answers))
+    return {"steps": steps, "received": len(messages),
+            "polls": len(answers), "empty_polls": repeats}
 
 
 def failure_keeps_the_traceback(worker):
     """A failure keeps the error and its traceback
 
     When a task raises, the worker stores FAILURE, the exception (type and message) and the
-    traceback text. `result.get()` would raise the exception again here; with propagate=False
-    we get it as a value, and `result.traceback` tells where in the task it happened.
+    traceback text. `result.get()` would raise the exception again here; with
+    `propagate=False` we get it as a value, and `result.traceback` tells where it happened.
+
+    Result: the client gets the error without looking at the worker: show the message, log
+    the traceback.
     """
     result = tasks.failing_task.delay()
-    list(poll(result))
-    result.get(propagate=False)
-    error, traceback_text = result.result, result.traceback or ""
-    last_lines = traceback_text.strip().splitlines()[-3:]
+    result.get(timeout=60, propagate=False)
+    error = result.result
+    lines = (result.traceback or "").strip().splitlines()
 
-    figures = {"state": result.state, "exception": type(error).__name__, "message": str(error),
-               "traceback_lines": len(traceback_text.splitlines())}
-    return Result(
-        figures=figures | {"last_line": last_lines[-1] if last_lines else ""},
-        view=Group(figures_table(figures),
-                   Panel(Text("\n".join(last_lines)), title="result.traceback, last lines", style="red")),
-        note="The client gets the error without looking at the worker: show the message, log the traceback.",
-    )
+    return {"state": result.state, "exception": type(error).__name__,
+            "message": str(error), "traceback_lines": len(lines),
+            "last_line": lines[-1] if lines else ""}
 
 
 def cancel_with_revoke(worker):
     """Cancel with revoke
 
-    `result.revoke()` tells every worker to skip the task; with terminate=True a worker already
-    running it kills the process that runs it. Here a 20-step report is cancelled after its
+    `revoke()` tells every worker to skip the task; with `terminate=True` a worker already
+    running it kills the process that runs it. Here a long report is cancelled after its
     fifth step. Killing is abrupt: the task cannot clean up, so keep tasks safe to stop.
+
+    Result: stopped at step {progress_reached} of {steps}; {state} {revoke_to_revoked_ms}
+    after revoke(), and still {state_a_moment_later} a moment later.
     """
     steps = 20
     result = tasks.long_report.delay(steps, STEP_SECONDS)
     reached = 0
-    for state, info in poll(result):
-        if state == "PROGRESS":
-            reached = info["current"]
+    for state, info in poll(result.id):
+        reached = info["current"] if state == "PROGRESS" else reached
         if reached >= 5:
             break
     result.revoke(terminate=True)
     with timer() as stopping:
-        final = [state for state, _ in poll(result, every=0.02)][-1]
-    time.sleep(3 * STEP_SECONDS)  # had it kept running, it would have reported more steps by now
-    after = read(result.id)[0]
+        final = [state for state, _ in poll(result.id, every=0.02)][-1]
+    time.sleep(3 * STEP_SECONDS)  # time enough for three more steps
+    later = read(result.id)[0]
 
-    return Result(
-        figures={"steps": steps, "progress_reached": reached, "state": final, "state_a_moment_later": after,
-                 "revoke_to_revoked_s": stopping.seconds},
-        note=f"Stopped at step {reached} of {steps}; {final} {stopping.seconds * 1000:.0f} ms after revoke(), "
-             f"and still {after} a moment later.",
-    )
+    return {"steps": steps, "progress_reached": reached, "state": final,
+            "revoke_to_revoked_ms": stopping.seconds * 1000,
+            "state_a_moment_later": later}
 
 
 def result_expiry(app, redis, worker):
@@ -328,28 +314,24 @@ def result_expiry(app, redis, worker):
 
     Each result is a Redis key, `celery-task-meta-<id>`, with a time to live: `result_expires`
     in the configuration. Past it the key is gone and the task reads PENDING again, just like
-    an unknown id. To see it without waiting a day we shorten one key's TTL to 2 s with EXPIRE.
+    an unknown id. To see it without waiting a day, we shorten one key's TTL with EXPIRE.
+
+    Result: the result was {state_before} with {ttl_s} to live; after EXPIRE it was gone in
+    {waited_s} and the task read {state_after_expiry} again.
     """
     result = tasks.add.delay(2, 2)
-    list(poll(result))
+    result.get(timeout=60)
     key = f"celery-task-meta-{result.id}"
-    ttl, before = redis.ttl(key), read(result.id)[0]
+    ttl, before = redis.ttl(key), result.state
 
     redis.expire(key, 2)  # what result_expires=2 would have done
     with timer() as waited:
         while redis.exists(key):
             time.sleep(POLL_EVERY)
-    after = AsyncResult(result.id).state
 
-    return Result(
-        figures={"result_expires_s": app.conf.result_expires, "ttl_s": ttl, "state_before": before,
-                 "state_after_expiry": after, "waited_s": waited.seconds},
-        view=figures_table({"result_expires (configured)": f"{app.conf.result_expires} s",
-                            f"TTL of {key}": f"{ttl} s",
-                            "state before": before,
-                            f"after EXPIRE 2 s, waited {waited.seconds:.1f} s": f"state {after}"}),
-        note="Read results (or copy what you keep to your own database) before they expire.",
-    )
+    return {"result_expires_s": app.conf.result_expires, "ttl_s": ttl,
+            "state_before": before, "waited_s": waited.seconds,
+            "state_after_expiry": AsyncResult(result.id).state}
 
 
 STEPS = [
@@ -358,6 +340,7 @@ STEPS = [
     progress_with_update_state,
     submit_then_poll,
     polling_vs_webhook,
+    forged_calls_are_refused,
     pushed_progress_events,
     failure_keeps_the_traceback,
     cancel_with_revoke,
@@ -365,4 +348,4 @@ STEPS = [
 ]
 
 if __name__ == "__main__":
-    lesson.run(STEPS)
+    run(STEPS)

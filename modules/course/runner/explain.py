@@ -11,7 +11,16 @@ def explain(error: BaseException) -> str | None:
     message = llm.explain(error)
     if message is None and _is_celery_timeout(error):
         message = f"{error}. " + no_result_diagnosis()
+    if message is None and _is_llm_error(error):  # raised in a worker, re-raised by .get()
+        message = (f"A task's LLM call failed: {error}. The worker's log says more "
+                   "(.course-data/worker.log for a worker the lesson started); check with: make doctor")
     return message
+
+
+def _is_llm_error(error: BaseException) -> bool:
+    import openai
+
+    return isinstance(error, openai.OpenAIError)
 
 
 def _is_celery_timeout(error: BaseException) -> bool:

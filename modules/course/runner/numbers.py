@@ -11,10 +11,11 @@ numbers with three significant digits). The label drops the unit: "one by one".
 """
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 UNITS = {
-    "_s": lambda v: f"{v:.2f} s",
+    "_s": lambda v: f"{v:.2f} s" if abs(v) < 100 else f"{v:,.0f} s",
     "_ms": lambda v: f"{v:.1f} ms",
     "_x": lambda v: f"{v:.1f}x",
     "_pct": lambda v: f"{v:.0f}%",
@@ -39,6 +40,8 @@ def figure(name: str, value: Any) -> str:
     if isinstance(value, bool) or value is None:
         return {True: "yes", False: "no", None: "–"}[value]
     suffix = unit_of(name)
+    if isinstance(value, timedelta):
+        return f"{value.total_seconds():,.0f} s"
     if isinstance(value, (list, tuple)):
         return ", ".join(figure(name, item) for item in value)
     if isinstance(value, dict):

@@ -28,7 +28,7 @@ from course.runner import lessons, show
 from course.runner.explain import explain
 from course.runner.providers import StepCaller
 from course.runner.records import Record
-from course.runner.text import fill, lesson_text, step_text
+from course.runner.text import fill, lesson_text, named, step_text
 from course.settings import settings
 
 
@@ -98,7 +98,7 @@ def run_step(caller: StepCaller, record: Record, step: Callable, number: int, to
         return
     if not isinstance(figures, dict):
         raise TypeError(f"step {step.__name__} must return a dict of figures, not {type(figures).__name__}")
-    console.print(show.result(figures, fill(text.result, figures)))
+    console.print(show.result(figures, fill(text.result, figures), said=named(text.result)))
     record.step(number, step.__name__, text.title, figures)
 
 

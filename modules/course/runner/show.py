@@ -3,6 +3,7 @@
 A step returns a dict of figures. The runner draws it, so the step's code stays the code that
 teaches:
   - a list of dicts becomes a table, titled by its name;
+  - a figure the Result: sentence states is not repeated;
   - in a step without a table, two or more seconds (`*_s` numbers) become bars side by side,
     `ideal_*` ones drawn dim;
   - everything else is a line `name  value`, each value written by `numbers.figure`;
@@ -55,15 +56,17 @@ def source_of(thing: Callable) -> str:
     return "\n".join(lines)
 
 
-def result(figures: dict[str, Any], sentence: str) -> Panel:
+def result(figures: dict[str, Any], sentence: str, said: set[str] = frozenset()) -> Panel:
+    """The figures a step returned; `said` are the names its sentence already states."""
     shown = {name: value for name, value in figures.items() if not name.startswith("_")}
     tables = {name: value for name, value in shown.items()
               if isinstance(value, list) and value and all(isinstance(row, dict) for row in value)}
+    shown = {name: value for name, value in shown.items() if name not in said and name not in tables}
     seconds = {name: value for name, value in shown.items()
                if numbers.unit_of(name) == "_s" and isinstance(value, (int, float)) and not isinstance(value, bool)}
     if len(seconds) < 2 or tables:
         seconds = {}
-    rest = {name: value for name, value in shown.items() if name not in seconds and name not in tables}
+    rest = {name: value for name, value in shown.items() if name not in seconds}
 
     parts: list[RenderableType] = []
     if seconds:
@@ -92,13 +95,16 @@ def bars(seconds: dict[str, float]) -> Table:
 
 
 def rows(items: list[dict[str, Any]], title: str | None = None) -> Table:
-    """A table whose columns are the keys of the first row; long cells fold, never cut."""
+    """A table whose columns are the keys of the first row; long cells fold, never cut.
+    Rows with a cell of several lines are ruled apart, so each row reads as one."""
+    several_lines = any("\n" in str(value) for row in items for value in row.values())
     table = Table(title=title, title_justify="left", title_style="bold", box=box.SIMPLE_HEAD,
-                  show_edge=False, header_style="bold cyan", padding=(0, 1), pad_edge=False)
+                  show_edge=False, show_lines=several_lines, header_style="bold cyan",
+                  padding=(0, 1), pad_edge=False)
     for key in items[0]:
         table.add_column(numbers.label(key), overflow="fold")
     for row in items:
-        table.add_row(*(numbers.figure(key, value) for key, value in row.items()))
+        table.add_row(*(Text(numbers.figure(key, value)) for key, value in row.items()))
     return table
 
 
@@ -107,7 +113,7 @@ def pairs(figures: dict[str, Any]) -> Table:
     table.add_column(style="cyan", no_wrap=True, max_width=28, overflow="fold")
     table.add_column(style="bold", overflow="fold")
     for name, value in figures.items():
-        table.add_row(numbers.label(name), numbers.figure(name, value))
+        table.add_row(Text(numbers.label(name)), Text(numbers.figure(name, value)))
     return table
 
 

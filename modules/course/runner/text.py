@@ -83,3 +83,8 @@ class _Figures(string.Formatter):
 
 def fill(template: str, figures: dict[str, Any]) -> str:
     return _Figures(figures).format(template) if template else ""
+
+
+def named(template: str) -> set[str]:
+    """The figures a Result: sentence names."""
+    return {field for _, field, _, _ in string.Formatter().parse(template) if field}
