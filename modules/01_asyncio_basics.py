@@ -62,8 +62,7 @@ async def create_task_starts_now():
     `asyncio.create_task` schedules a coroutine at once and hands back a Task. The caller goes
     on with its own work while the task runs, and awaits the result only when it needs it.
 
-    Result: two calls finished in {both_calls_s}, about one latency: the task ran while we
-    worked.
+    Result: two calls took about one latency: the task ran while we worked.
     """
     with timer() as total:
         summary = asyncio.create_task(fake_api_call("summary"))
@@ -104,7 +103,7 @@ async def wait_for_timeout():
     `asyncio.wait_for` cancels a call that takes longer than its timeout and raises
     `TimeoutError`; the caller decides what to do instead, here a quick fallback answer.
 
-    Result: the answer was '{answer}', after {waited_s} (ideal {ideal_waited_s}).
+    Result: the answer was '{answer}', in about the time of the timeout plus the fallback.
     """
     slow_call, timeout, fallback = 3.0, 0.4, 0.1  # seconds
 
@@ -159,8 +158,8 @@ async def task_group_cancels_on_failure():
     `asyncio.TaskGroup` (Python 3.11) waits for every task it started. If one fails, it
     cancels the rest and raises an ExceptionGroup, so no task is left running unseen.
 
-    Result: one failure cancelled {cancelled} of the {calls} long calls; the group ended after
-    {group_ended_after_s}, not after {each_call_s}.
+    Result: one failure cancelled {cancelled} of the {calls} long calls, and the group ended
+    at once instead of waiting for them.
     """
     seconds, calls = 2.0, 3
 
@@ -190,7 +189,7 @@ async def pitfall_blocking_call():
     "concurrent" coroutines run one after another. Use the async version of the call, or move
     blocking work to a thread with `asyncio.to_thread`.
 
-    Result: blocking serialised the calls: {blocking_s} instead of {to_thread_s}.
+    Result: blocking ran the {calls} calls one after another; to_thread kept them concurrent.
     """
     calls, seconds = 5, 0.3
 
