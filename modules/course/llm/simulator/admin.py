@@ -35,7 +35,9 @@ def routes(sim) -> list[Route]:
         return endpoint
 
     async def show_stats(request: Request) -> Response:
-        return JSONResponse(sim.stats.as_json())
+        # buckets and fail_keys: what the server remembers per client-chosen value (bounded)
+        return JSONResponse({**sim.stats.as_json(), "buckets": len(sim.limiter.buckets),
+                             "fail_keys": len(sim.faults.attempts)})
 
     async def outage(request: Request) -> Response:
         body, _ = await sim.read_json(request)

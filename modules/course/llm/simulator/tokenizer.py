@@ -31,16 +31,23 @@ def candidates() -> list[Path]:
     return [Path(folder) / name for folder in folders if folder]
 
 
+def location() -> Path | None:
+    """The first checked cl100k_base file found, or None."""
+    for path in candidates():
+        try:
+            if hashlib.sha256(path.read_bytes()).hexdigest() == CL100K_SHA256:
+                return path
+        except OSError:
+            continue
+    return None
+
+
 @lru_cache(maxsize=1)
 def cl100k() -> list[bytes] | None:
     """The bytes of every cl100k_base token by rank, or None when no checked copy is found."""
-    for path in candidates():
-        try:
-            data = path.read_bytes()
-        except OSError:
-            continue
-        if hashlib.sha256(data).hexdigest() != CL100K_SHA256:
-            continue
+    path = location()
+    if path is not None:
+        data = path.read_bytes()
         table = []
         for line in data.splitlines():
             token, _, rank = line.partition(b" ")
