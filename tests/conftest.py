@@ -1,16 +1,30 @@
-"""Shared test fixtures: a private simulator, and running a lesson as a learner does."""
+"""Shared test fixtures: a private simulator, and running a lesson as a learner does.
+
+The suite is sealed from the learner's settings: every setting `.env.example` documents is
+removed from the environment, and COURSE_ENV_FILE is empty, so the course reads no `.env`
+(a key or a REDIS_URL there never reaches a test). The tests set what they need themselves.
+"""
 from __future__ import annotations
 
 import json
 import os
+import re
+import secrets
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+pytest_plugins = ["lesson_runs"]  # each lesson run once, shared by its test and the screen tests
+
 ROOT = Path(__file__).resolve().parents[1]
 MODULES = ROOT / "modules"
+SETTINGS = set(re.findall(r"^(?:# )?([A-Z_]+)=", (ROOT / ".env.example").read_text(), re.MULTILINE))
+for name in list(os.environ):
+    if name in SETTINGS or name.startswith(("OPENAI_", "SIM_", "WEBHOOK_", "FLOWER_")):
+        del os.environ[name]
+os.environ["COURSE_ENV_FILE"] = ""  # read no .env: in this process, lessons and workers alike
 
 
 @pytest.fixture(scope="session")
@@ -23,10 +37,12 @@ def simulator():
 
 
 def lesson_env(**overrides: str) -> dict[str, str]:
-    """The environment a lesson runs in under test: no pausing, no real key, plain output."""
+    """The environment a lesson runs in under test: no pausing, no real key, no .env, the tests'
+    own Redis, plain output."""
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("OPENAI_", "SIM_", "COURSE_", "REDIS_URL"))}
-    env.update(COURSE_NO_PAUSE="1", TTY_INTERACTIVE="0", PYTHONUNBUFFERED="1", COLUMNS="120")
+    env.update(COURSE_NO_PAUSE="1", TTY_INTERACTIVE="0", PYTHONUNBUFFERED="1", COLUMNS="120",
+               COURSE_ENV_FILE="", REDIS_URL=TEST_REDIS_URL)
     env.update(overrides)
     return env
 
@@ -60,6 +76,11 @@ TEST_REDIS_PORT = free_port()
 TEST_REDIS_URL = f"redis://127.0.0.1:{TEST_REDIS_PORT}/0"
 os.environ["REDIS_URL"] = TEST_REDIS_URL
 os.environ["WORKER_WAIT"] = "0.5"
+# The webhook receiver on a port of the tests' own (the default allow-list follows it), and a
+# signing key of this run's own, so nothing is written to .course-data/.
+TEST_WEBHOOK_PORT = free_port()
+os.environ["WEBHOOK_PORT"] = str(TEST_WEBHOOK_PORT)
+os.environ["WEBHOOK_SECRET"] = secrets.token_hex(32)
 
 
 @pytest.fixture(scope="session")

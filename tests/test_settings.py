@@ -1,11 +1,18 @@
-"""Every setting the course reads is documented in .env.example, and nothing there is stale."""
+"""Every setting the course reads is documented in .env.example, nothing there is stale, and
+COURSE_ENV_FILE decides which settings file the course reads."""
+import os
 import re
+import subprocess
+import sys
 
 from conftest import ROOT
 
-READ = set(re.findall(r'_(?:text|number)\("([A-Z_]+)"', (ROOT / "modules/course/settings.py").read_text()))
-COMPOSE_ONLY = set(re.findall(r"\$\{([A-Z_]+):-", (ROOT / "docker-compose.yml").read_text()))
-DOCUMENTED = set(re.findall(r"^([A-Z_]+)=", (ROOT / ".env.example").read_text(), re.MULTILINE))
+SOURCE = (ROOT / "modules/course/settings.py").read_text()
+READ = set(re.findall(r'_(?:text|number)\("([A-Z_]+)"', SOURCE)) | set(re.findall(r'os\.environ\.get\("([A-Z_]+)"', SOURCE))
+# What compose reads from .env itself: ${NAME:-default} or ${NAME:?message}.
+COMPOSE_ONLY = set(re.findall(r"\$\{([A-Z_]+):[-?]", (ROOT / "docker-compose.yml").read_text()))
+# A setting whose empty value would mean something is documented as a commented example: "# NAME=...".
+DOCUMENTED = set(re.findall(r"^(?:# )?([A-Z_]+)=", (ROOT / ".env.example").read_text(), re.MULTILINE))
 
 
 def test_every_setting_is_in_env_example():
@@ -14,3 +21,21 @@ def test_every_setting_is_in_env_example():
 
 def test_env_example_lists_only_settings_something_reads():
     assert DOCUMENTED - READ - COMPOSE_ONLY == set()
+
+
+def chat_model_seen(env_file: str | None, tmp_path) -> str:
+    """CHAT_MODEL as a fresh process of the course sees it, with COURSE_ENV_FILE set to `env_file`."""
+    env = {k: v for k, v in os.environ.items() if k not in ("CHAT_MODEL", "COURSE_ENV_FILE")}
+    if env_file is not None:
+        env["COURSE_ENV_FILE"] = env_file
+    program = "from course.settings import settings; print(settings.chat_model)"
+    return subprocess.run([sys.executable, "-c", program], env=env, cwd=tmp_path,
+                          capture_output=True, text=True, check=True).stdout.strip()
+
+
+def test_course_env_file_names_the_file_to_read_and_empty_reads_none(tmp_path):
+    elsewhere = tmp_path / "other.env"
+    elsewhere.write_text("CHAT_MODEL=model-from-other-env\n")
+    assert chat_model_seen(str(elsewhere), tmp_path) == "model-from-other-env"
+    assert chat_model_seen("", tmp_path) == "gpt-4o-mini"
+    assert chat_model_seen(str(tmp_path / "missing.env"), tmp_path) == "gpt-4o-mini"

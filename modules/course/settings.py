@@ -14,7 +14,11 @@ from dotenv import load_dotenv
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / ".course-data"  # git-ignored: the embedded Redis's data, the worker's log, beat's schedule
-load_dotenv(ROOT / ".env")
+# COURSE_ENV_FILE names the file to load (relative to the repo); empty loads none. The tests set
+# it empty, so a learner's key or Redis in .env never reaches them. Only the environment sets it.
+ENV_FILE = os.environ.get("COURSE_ENV_FILE", ".env").strip()
+if ENV_FILE:
+    load_dotenv(ROOT / ENV_FILE)
 
 
 def _text(name: str, default: str = "") -> str:
@@ -57,12 +61,26 @@ class Settings:
 
     # Redis: the broker and the result backend.
     redis_url: str = _text("REDIS_URL", "redis://localhost:6379/0")
+    # The most memory the redis-server the course starts may use (noeviction: full = writes refused).
+    redis_maxmemory: str = _text("REDIS_MAXMEMORY", "256mb")
+
+    # Webhooks: a task POSTs only to host:port entries on this list (empty: the course's own
+    # receiver, 127.0.0.1 and localhost on WEBHOOK_PORT), signed with WEBHOOK_SECRET (empty: one
+    # the course generates and keeps in .course-data/, shared by the worker and the lessons).
+    webhook_port: int = int(_number("WEBHOOK_PORT", 8200))
+    webhook_allowed: str = _text("WEBHOOK_ALLOWED")
+    webhook_secret: str = _text("WEBHOOK_SECRET")
 
     # Celery: how long Redis waits for an unacknowledged task before handing it to another
     # worker. Time limits and retry delays are derived from it, so they always stay below it.
     celery_visibility_timeout: float = _number("CELERY_VISIBILITY_TIMEOUT", 300.0)
     # How long a lesson waits for a worker of yours to answer before starting one itself.
     worker_wait: float = _number("WORKER_WAIT", 4.0)
+    # A task delivered more often than this (its worker process died each time) is not run again:
+    # it is marked FAILURE and kept in the dead letter store.
+    max_deliveries: int = int(_number("MAX_DELIVERIES", 3))
+    # How many entries the dead letter store keeps; past it, the oldest are dropped (and logged).
+    dead_letters_max: int = int(_number("DEAD_LETTERS_MAX", 1000))
 
     # The step runner.
     no_pause: bool = _text("COURSE_NO_PAUSE") not in ("", "0", "false")
