@@ -14,7 +14,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 import redis
 
@@ -75,7 +75,7 @@ def ensure_redis(url: str | None = None) -> redis.Redis:
     problem = redis_problem(url)
     if problem and is_local(url) and problem.startswith("Nothing answers"):
         port = urlsplit(url).port or 6379
-        folder = start_redis(port)
+        folder = start_redis(port, password=unquote(urlsplit(url).password or ""))
         problem = redis_problem(url)
         notice(f"Started redis-server on 127.0.0.1:{port} for the course (data in "
                f"{folder.relative_to(ROOT) if folder.is_relative_to(ROOT) else folder}); it keeps "
@@ -103,22 +103,26 @@ def data_folder(port: int) -> Path:
     return DATA / "redis" / str(port)
 
 
-def start_redis(port: int, folder: Path | None = None, timeout: float = 10) -> Path:
-    """Start a daemonised redis-server on 127.0.0.1:port with append-only persistence."""
+def start_redis(port: int, folder: Path | None = None, timeout: float = 10, password: str = "") -> Path:
+    """Start a daemonised redis-server on 127.0.0.1:port with append-only persistence.
+
+    With a password the server requires it; it goes in a config file only its owner can read,
+    never on the command line, where `ps` would show it to every user.
+    """
     binary = redis_binary()
     if binary is None:
         raise Stop(f"No Redis answers on localhost:{port} and none is installed to start. "
                    f"Run one yourself: {RUN_REDIS_YOURSELF} (on Windows: Docker or WSL).")
     folder = Path(folder or data_folder(port))
     folder.mkdir(parents=True, exist_ok=True)
-    command = [binary, "--port", str(port), "--bind", "127.0.0.1",
+    command = [binary, *_password_file(folder, password), "--port", str(port), "--bind", "127.0.0.1",
                "--daemonize", "yes",  # it outlives the lesson: a worker in another terminal uses it
                "--pidfile", str(folder / "redis.pid"), "--logfile", str(folder / "redis.log"),
                "--dir", str(folder),
                "--appendonly", "yes",  # queued tasks survive a restart
                "--maxmemory-policy", "noeviction"]  # never drop a queued task to make room
     subprocess.run(command, check=True, capture_output=True, timeout=timeout)
-    url = f"redis://127.0.0.1:{port}/0"
+    url = f"redis://:{quote(password, safe='')}@127.0.0.1:{port}/0"
     deadline = time.monotonic() + timeout
     while redis_problem(url) and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -127,6 +131,19 @@ def start_redis(port: int, folder: Path | None = None, timeout: float = 10) -> P
         tail = log.read_text()[-1500:] if log.exists() else ""
         raise Stop(f"redis-server did not start on port {port}.\n{tail}")
     return folder
+
+
+def _password_file(folder: Path, password: str) -> list[str]:
+    """[the path of a 0600 config file that sets requirepass], or [] with no password."""
+    config = folder / "password.conf"
+    config.unlink(missing_ok=True)  # created anew below, so its mode is ours
+    if not password:
+        return []
+    escaped = "".join(chr(b) if chr(b).isascii() and chr(b).isalnum() else f"\\x{b:02x}" for b in password.encode())
+    descriptor = os.open(config, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w") as file:
+        file.write(f'requirepass "{escaped}"\n')
+    return [str(config)]  # a config file must come first on redis-server's command line
 
 
 def stop_redis(url: str | None = None, folder: Path | None = None, timeout: float = 10) -> bool:
