@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+pytest_plugins = ["lesson_runs"]  # each lesson run once, shared by its test and the screen tests
+
 ROOT = Path(__file__).resolve().parents[1]
 MODULES = ROOT / "modules"
 SETTINGS = set(re.findall(r"^(?:# )?([A-Z_]+)=", (ROOT / ".env.example").read_text(), re.MULTILINE))

@@ -30,10 +30,10 @@ def waiting(what: str):
     """A live line while the block runs ("what · 2.4 s"), so no wait is ever silent.
 
     On a terminal it ticks every tenth of a second and disappears when the block ends; in a log
-    or a test (not a terminal) it prints `what …` once.
+    or a test (not a terminal) it prints `what ...` once.
     """
     if not console.is_terminal:
-        console.print(Text(f"· {what} …", style="dim"))
+        console.print(Text(f"· {what} ...", style="dim"))
         yield
         return
     start = time.monotonic()

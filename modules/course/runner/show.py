@@ -50,7 +50,7 @@ def source_of(thing: Callable) -> str:
     tree = ast.parse("\n".join(lines))
     node = tree.body[0]
     body = node.body
-    if inspect.isfunction(thing) and body and isinstance(body[0], ast.Expr) \
+    if (inspect.isfunction(thing) or inspect.ismethod(thing)) and body and isinstance(body[0], ast.Expr) \
             and isinstance(body[0].value, ast.Constant) and isinstance(body[0].value.value, str):
         del lines[body[0].lineno - 1:body[0].end_lineno]
     return "\n".join(lines)
