@@ -47,11 +47,13 @@ def lesson_env(**overrides: str) -> dict[str, str]:
     return env
 
 
-def run_lesson(name: str, tmp_path: Path, *args: str, timeout: float = 120, **env: str):
-    """Run `python modules/<name>.py --no-pause` as the README says; return (process, figures)."""
+def run_lesson(name: str, tmp_path: Path, *args: str, timeout: float = 120,
+               lesson_file: Path | None = None, **env: str):
+    """Run `python modules/<name>.py --no-pause` as the README says (or an edited copy of it,
+    `lesson_file`); return (process, figures)."""
     report = tmp_path / f"{name}.json"
     process = subprocess.run(
-        [sys.executable, str(MODULES / f"{name}.py"), "--no-pause", *args],
+        [sys.executable, str(lesson_file or MODULES / f"{name}.py"), "--no-pause", *args],
         cwd=ROOT, env=lesson_env(COURSE_REPORT=str(report), **env),
         capture_output=True, text=True, timeout=timeout,
     )
