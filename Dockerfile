@@ -9,6 +9,7 @@ COPY requirements.txt pyproject.toml ./
 COPY modules ./modules
 RUN pip install -r requirements.txt
 
-# Celery refuses to run as root without a warning; the services run as an ordinary user.
-RUN useradd --create-home course
+# Celery refuses to run as root without a warning; the services run as an ordinary user, who
+# owns the course's data folder (beat's schedule, the webhook secret) and nothing else in /app.
+RUN useradd --create-home course && mkdir .course-data && chown course .course-data
 USER course

@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
 
-.PHONY: setup course lesson test worker beat flower doctor simulator stop-redis bench stack slides clean
+.PHONY: setup course lesson test worker beat flower doctor simulator stop-redis bench stack clean
 
 setup: $(STAMP)
 
@@ -37,8 +37,10 @@ worker: setup            ## a Celery worker for lessons 03-05 (run it in a secon
 beat: setup              ## the periodic-task scheduler (one instance only)
 	$(BIN)/celery -A course beat --loglevel=info
 
-flower: setup            ## the monitoring web UI on http://localhost:5555
-	$(BIN)/celery -A course flower --port=5555
+# 127.0.0.1 only: Flower shows every task's arguments. FLOWER_BASIC_AUTH=user:password (in .env or
+# the environment) adds a login. --enable-events: Flower switches task events on in the workers.
+flower: setup            ## the monitoring web UI on http://127.0.0.1:5555
+	$(BIN)/celery -A course flower --address=127.0.0.1 --port=5555 --enable-events
 
 doctor: setup            ## check Redis, the worker and the LLM endpoint
 	$(BIN)/python -m course.doctor
@@ -49,11 +51,6 @@ simulator: setup         ## the simulated LLM on a fixed port (SIM_PORT, default
 stop-redis: setup        ## stop the redis-server the course started
 	$(BIN)/python -m course.jobs.redis_server stop-redis
 
-# Every deck to slides/dist/ (HTML; PDF too with Chrome or Chromium), each lesson deck's last slide
-# filled with your last run of it. Needs Node.js with npm: the Marp CLI comes from slides/package-lock.json.
-slides: setup            ## the decks as HTML (and PDF) in slides/dist/
-	$(BIN)/python slides/make_slides.py $(ARGS)
-
 bench: setup             ## the benchmarks; each prints its measured figures
 	$(BIN)/python bench/fanout.py --calls 200 --concurrency 20 --latency 0.5
 	$(BIN)/python bench/fanout.py --calls 1000 --concurrency 100 --latency 1.0
@@ -61,7 +58,7 @@ bench: setup             ## the benchmarks; each prints its measured figures
 	$(BIN)/python bench/simulator_capacity.py
 	$(BIN)/python bench/celery_throughput.py
 
-stack:                   ## the shared stack in Docker: Redis, worker, beat, Flower, simulator
+stack:                   ## the shared stack in Docker (needs REDIS_PASSWORD, SIM_ADMIN_KEY, FLOWER_BASIC_AUTH in .env)
 	docker compose up -d
 
 clean:
