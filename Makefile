@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
 
-.PHONY: setup course lesson test worker beat flower doctor simulator stop-redis bench stack clean
+.PHONY: setup course lesson test worker beat flower doctor simulator stop-redis bench stack slides clean
 
 setup: $(STAMP)
 
@@ -50,6 +50,11 @@ simulator: setup         ## the simulated LLM on a fixed port (SIM_PORT, default
 
 stop-redis: setup        ## stop the redis-server the course started
 	$(BIN)/python -m course.jobs.redis_server stop-redis
+
+# Every deck to slides/dist/ (HTML; PDF too with Chrome or Chromium), each lesson deck's last slide
+# filled with your last run of it. Needs Node.js with npm: the Marp CLI comes from slides/package-lock.json.
+slides: setup            ## the decks as HTML (and PDF) in slides/dist/
+	$(BIN)/python slides/make_slides.py $(ARGS)
 
 bench: setup             ## the benchmarks; each prints its measured figures
 	$(BIN)/python bench/fanout.py --calls 200 --concurrency 20 --latency 0.5
