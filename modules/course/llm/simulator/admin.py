@@ -50,6 +50,7 @@ def routes(sim) -> list[Route]:
     async def reset(request: Request) -> Response:
         sim.stats.reset()
         sim.limiter.reset()
+        sim.meters.clear()
         sim.faults.reset()
         return JSONResponse({"reset": True})
 

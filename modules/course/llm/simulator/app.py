@@ -12,6 +12,7 @@ import asyncio
 import json
 import math
 import zlib
+from collections import OrderedDict
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -24,7 +25,7 @@ from .config import Config
 from .envelope import Envelope
 from .errors import ApiError
 from .faults import Faults
-from .limits import Limiter
+from .limits import Bucket, Limiter
 from .models import MODELS, Model
 from .reply import Reply
 from .stats import Stats
@@ -32,6 +33,8 @@ from .stats import Stats
 __all__ = ["Config", "create_app"]
 
 HANG_SECONDS = 600.0
+REMEMBER_BODY = 4096  # bytes: replies to bodies up to this size are kept...
+REMEMBER_REPLIES = 1024  # ...this many of them, least recently added dropped
 SLOW_FACTOR = 10.0
 
 
@@ -49,6 +52,8 @@ class Simulator:
         self.config = config
         self.stats = Stats()
         self.limiter = Limiter()
+        self.replies: OrderedDict[tuple[str, bytes], Reply] = OrderedDict()
+        self.meters: dict[tuple[str, str], Bucket] = {}  # the models' default limits, reported only
         self.faults = Faults(config.seed, config.outage)
 
     # --- the steps every model call takes ------------------------------------------------------
@@ -66,15 +71,37 @@ class Simulator:
 
     async def read_json(self, request: Request) -> tuple[dict, bytes]:
         """The body as a JSON object; 413 past the size limit (also for chunked bodies), 400 if not JSON."""
+        raw = await self.read_body(request)
+        return self.parse_json(raw), raw
+
+    def remember(self, route: str, raw: bytes, reply: Reply) -> None:
+        """Keep the Reply of a small request: the same body always gets the same answer (only
+        `created` and the request id change), and lessons send the same request many times."""
+        if len(raw) <= REMEMBER_BODY:
+            self.replies[(route, raw)] = reply
+            if len(self.replies) > REMEMBER_REPLIES:
+                self.replies.popitem(last=False)
+
+    async def read_body(self, request: Request) -> bytes:
+        """The raw body; 413 past the size limit (also for chunked bodies)."""
         limit = self.config.max_body
         chunks, size = [], 0
-        async for chunk in request.stream():
+        while True:  # straight from the ASGI channel: the common body is one message
+            message = await request.receive()
+            if message["type"] != "http.request":
+                raise ApiError(400, "The client closed the connection before sending the whole body.")
+            chunk = message.get("body", b"")
             size += len(chunk)
             if size > limit:
                 raise ApiError(413, f"The request body is too large: this server accepts at most {limit} bytes.",
                                code="request_too_large")
             chunks.append(chunk)
-        raw = b"".join(chunks)
+            if not message.get("more_body"):
+                break
+        return b"".join(chunks)
+
+    @staticmethod
+    def parse_json(raw: bytes) -> dict:
         try:
             body = json.loads(raw)
         except ValueError:
@@ -83,7 +110,7 @@ class Simulator:
                            "what was sent was not valid JSON.)")
         if not isinstance(body, dict):
             raise ApiError(400, "The JSON body of your request must be an object.")
-        return body, raw
+        return body
 
     def find_model(self, body: dict, kind: str) -> Model:
         name = validation.required_model(body)
@@ -98,7 +125,7 @@ class Simulator:
         self.stats.by_model[name] += 1
         return model
 
-    def rate_limit(self, sim: headers.SimHeaders, reply: Reply) -> tuple[Response | None, dict]:
+    def rate_limit(self, sim: headers.SimHeaders, reply: Reply) -> tuple[Response | None, list]:
         """Check every limit that applies; take from the buckets only if all of them pass.
 
         The x-ratelimit-* headers describe the request's own limit (x-sim-rpm), else the
@@ -110,20 +137,26 @@ class Simulator:
             ("requests", self.config.rpm, sim.rpm, model.rpm, 1),
             ("tokens", self.config.tpm, sim.tpm, model.tpm, reply.rate_cost),
         ):
-            enforced = [self.limiter.bucket(kind, model.name, limit) for limit in (server_wide, own) if limit > 0]
-            checks += [(kind, bucket, cost) for bucket in enforced]
-            shown[kind] = (enforced[-1] if enforced else self.limiter.bucket(kind, model.name, default, False), cost)
+            if server_wide > 0 or own > 0:
+                enforced = [self.limiter.bucket(kind, model.name, limit) for limit in (server_wide, own) if limit > 0]
+                checks += [(kind, bucket, cost) for bucket in enforced]
+                shown[kind] = (enforced[-1], cost)
+            else:  # one per model and kind: a fixed set, kept outside the LRU
+                meter = self.meters.get((kind, model.name))
+                if meter is None:
+                    meter = self.meters[(kind, model.name)] = Bucket(default, enforced=False)
+                shown[kind] = (meter, cost)
         for kind, bucket, cost in checks:
             wait = bucket.wait_for(cost)
             if wait > 0:
-                return self.too_many(sim, model.name, kind, bucket, cost, wait, shown), {}
+                return self.too_many(sim, model.name, kind, bucket, cost, wait, shown), []
         for _, bucket, cost in checks:
             bucket.take(cost)
-        out = {}
+        out = []
         for kind, (bucket, cost) in shown.items():
             if not bucket.enforced:  # a reported-only default: it counts what passed
                 bucket.take(cost)
-            out.update(bucket.headers(kind))
+            out += bucket.headers(kind)
         return None, out
 
     def too_many(self, sim, model: str, kind: str, bucket, cost: float, wait: float, shown: dict) -> Response:
@@ -134,7 +167,7 @@ class Simulator:
                    "Visit https://platform.openai.com/account/rate-limits to learn more.")
         out = {}
         for other, (other_bucket, _) in shown.items():
-            out.update((bucket if other == kind else other_bucket).headers(other))
+            out.update((k.decode(), v.decode()) for k, v in (bucket if other == kind else other_bucket).headers(other))
         omit = self.config.omit_retry_after if sim.omit_retry_after is None else sim.omit_retry_after
         if not self.faults.omit_retry_after(omit):
             out["retry-after"] = str(max(1, math.ceil(wait)))
@@ -168,9 +201,17 @@ class Simulator:
         if refused:
             return refused
         sim = headers.read(request)
-        body, raw = await self.read_json(request)
-        model = self.find_model(body, kind)
-        reply = plan(body, model, raw)
+        raw = await self.read_body(request)
+        route = request.scope["path"]
+        reply = self.replies.get((route, raw))
+        if reply is None:
+            body = self.parse_json(raw)
+            model = self.find_model(body, kind)
+            reply = plan(body, model, raw)
+            self.remember(route, raw, reply)
+        else:
+            self.stats.by_model[reply.model.name] += 1
+        model = reply.model
         limited, rate_headers = self.rate_limit(sim, reply)
         if limited:
             return limited
@@ -191,12 +232,15 @@ class Simulator:
                 gap = reply.model.per_unit / self.config.speed * j * factor
             else:
                 first = gap = fixed * factor / (tokens + 1)
-            return StreamingResponse(self.paced(events, first, gap), media_type="text/event-stream",
-                                     headers=rate_headers)
+            response = StreamingResponse(self.paced(events, first, gap), media_type="text/event-stream")
+            response.raw_headers += rate_headers
+            return response
         seconds = models.latency(model, reply.units, self.config.speed, jitter(raw)) if fixed is None else fixed
         if seconds * factor > 0:
             await asyncio.sleep(seconds * factor)
-        return JSONResponse(reply.body(), headers=rate_headers)
+        response = JSONResponse(reply.body())
+        response.raw_headers += rate_headers
+        return response
 
     @staticmethod
     async def paced(events: list[tuple[bytes, bool]], first: float, gap: float):
@@ -292,9 +336,12 @@ def create_app(config: Config) -> Envelope:
         ("/v1/models", sim.list_models, ["GET"]),
         ("/v1/models/{name:path}", sim.get_model, ["GET"]),
     ]
-    routes = [Route(path, counted(sim.stats, handler), methods=methods) for path, handler, methods in v1]
+    endpoints = [(path, counted(sim.stats, handler), methods) for path, handler, methods in v1]
+    routes = [Route(path, endpoint, methods=methods) for path, endpoint, methods in endpoints]
     routes += admin.routes(sim)
     app = Starlette(routes=routes, exception_handlers={ApiError: api_error, HTTPException: http_error,
                                                        Exception: unexpected})
     app.state.simulator = sim
-    return Envelope(app, config.max_body)
+    direct = {(method, path): endpoint for path, endpoint, methods in endpoints if "{" not in path
+              for method in methods}
+    return Envelope(app, config.max_body, direct)

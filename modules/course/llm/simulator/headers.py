@@ -80,7 +80,7 @@ def read(request: Request) -> SimHeaders:
 def duration(seconds: float) -> str:
     """A wait as OpenAI's x-ratelimit-reset-* headers write it: 20ms, 1s, 8.64s, 6m0s, 1h2m3s."""
     if seconds < 1:
-        return f"{max(0, math.ceil(seconds * 1000))}ms"
+        return f"{math.ceil(seconds * 1000)}ms" if seconds > 0 else "0ms"
     hours, rest = divmod(round(seconds, 3), 3600)
     minutes, secs = divmod(rest, 60)
     text = f"{secs:.3f}".rstrip("0").rstrip(".") + "s"

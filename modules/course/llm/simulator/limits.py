@@ -20,11 +20,14 @@ from collections import OrderedDict
 from .headers import duration
 
 MAX_BUCKETS = 1024
+HEADER_NAMES = {kind: (b"x-ratelimit-limit-" + kind.encode(), b"x-ratelimit-remaining-" + kind.encode(),
+                       b"x-ratelimit-reset-" + kind.encode()) for kind in ("requests", "tokens")}
 
 
 class Bucket:
     def __init__(self, per_minute: float, enforced: bool = True) -> None:
         self.limit = per_minute
+        self.limit_text = f"{per_minute:g}".encode()
         self.enforced = enforced
         self.rate = per_minute / 60.0
         self.capacity = max(1.0, self.rate) if enforced else per_minute
@@ -57,12 +60,11 @@ class Bucket:
     def reset_seconds(self) -> float:
         return max(0.0, self.used() / self.rate)
 
-    def headers(self, kind: str) -> dict[str, str]:
-        return {
-            f"x-ratelimit-limit-{kind}": f"{self.limit:g}",
-            f"x-ratelimit-remaining-{kind}": str(self.remaining()),
-            f"x-ratelimit-reset-{kind}": duration(self.reset_seconds()),
-        }
+    def headers(self, kind: str) -> list[tuple[bytes, bytes]]:
+        """The three x-ratelimit-* headers of this bucket, as raw ASGI header pairs."""
+        names = HEADER_NAMES[kind]
+        return [(names[0], self.limit_text), (names[1], b"%d" % self.remaining()),
+                (names[2], duration(self.reset_seconds()).encode())]
 
 
 class Limiter:

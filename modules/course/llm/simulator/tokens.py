@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+from functools import lru_cache
 
 PIECE = re.compile(r"\s*\S+")  # a word with the spaces before it: joined back, the pieces give the text
 
@@ -27,7 +28,8 @@ def count_tokens(text: str) -> int:
     return max(1, count(text))
 
 
-def pieces(text: str) -> list[str]:
+@lru_cache(maxsize=4096)  # answers repeat (they are deterministic): cut each one once
+def pieces(text: str) -> tuple[str, ...]:
     """The text cut into tokens: joined back they give the text, and there are count(text) of them."""
     out = []
     for i, word in enumerate(PIECE.findall(text)):
@@ -36,7 +38,7 @@ def pieces(text: str) -> list[str]:
             out += [word[:middle], word[middle:]]
         else:
             out.append(word)
-    return out
+    return tuple(out)
 
 
 def words_for(max_tokens: int) -> int:

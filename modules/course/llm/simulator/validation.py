@@ -107,34 +107,39 @@ def not_simulated(param: str, what: str) -> ApiError:
 
 
 def chat(body: dict, max_output: int) -> None:
-    """Every check the real API makes that the simulator can make, in the same words."""
-    unknown_params(body, CHAT_PARAMS)
+    """Every check the real API makes that the simulator can make, in the same words.
+
+    Only the parameters a request carries are checked (the common request carries few).
+    """
     messages(body.get("messages"))
-    number(body, "temperature", 0, 2)
-    number(body, "top_p", 0, 1)
-    number(body, "presence_penalty", -2, 2)
-    number(body, "frequency_penalty", -2, 2)
-    integer(body, "n", 1, 128)
-    integer(body, "seed", -(2**63), 2**63 - 1)
-    kind_of(body, "logit_bias", (dict,), "an object")
-    kind_of(body, "metadata", (dict,), "an object")
-    kind_of(body, "user", (str,), "a string")
-    for name in ("max_tokens", "max_completion_tokens"):
+    for key in body:
+        check = CHAT_CHECKS.get(key)
+        if check is None:
+            if key not in CHAT_PARAMS:
+                raise bad(f"Unrecognized request argument supplied: {key}", param=key, code="unknown_parameter")
+            continue
+        check(body, max_output)
+    if "tools" not in body and ("tool_choice" in body or "parallel_tool_calls" in body):
+        tools(None, body.get("tool_choice"), body.get("parallel_tool_calls"))
+
+
+def max_tokens(name: str):
+    def check(body: dict, max_output: int) -> None:
         limit = integer(body, name, 1)
         if limit is not None and limit > max_output:
             raise bad(f"{name} is too large: {limit}. This model supports at most {max_output} completion "
                       f"tokens, whereas you provided {limit}.", param=name, code="invalid_value")
-    logprobs(body)
-    stop(body.get("stop"))
-    streaming(body)
-    tools(body.get("tools"), body.get("tool_choice"), body.get("parallel_tool_calls"))
-    response_format(body.get("response_format"), body["messages"])
-    for param, what in (("functions", "the deprecated function calling; use 'tools'"),
-                        ("function_call", "the deprecated function calling; use 'tool_choice'"),
-                        ("audio", "audio output"), ("prediction", "predicted outputs"),
-                        ("web_search_options", "web search")):
+    return check
+
+
+def refused(param: str, what: str):
+    def check(body: dict, max_output: int) -> None:
         if body.get(param) is not None:
             raise not_simulated(param, what)
+    return check
+
+
+def check_modalities(body: dict, max_output: int) -> None:
     modalities = kind_of(body, "modalities", (list,), "an array")
     if modalities and any(m != "text" for m in modalities):
         raise not_simulated("modalities", "audio output")
@@ -354,3 +359,31 @@ def embedding_inputs(body: dict) -> list:
                       "api-reference.", param="input")
     kind_of(body, "user", (str,), "a string")
     return texts
+
+
+CHAT_CHECKS = {
+    "temperature": lambda b, _: number(b, "temperature", 0, 2),
+    "top_p": lambda b, _: number(b, "top_p", 0, 1),
+    "presence_penalty": lambda b, _: number(b, "presence_penalty", -2, 2),
+    "frequency_penalty": lambda b, _: number(b, "frequency_penalty", -2, 2),
+    "n": lambda b, _: integer(b, "n", 1, 128),
+    "seed": lambda b, _: integer(b, "seed", -(2**63), 2**63 - 1),
+    "logit_bias": lambda b, _: kind_of(b, "logit_bias", (dict,), "an object"),
+    "metadata": lambda b, _: kind_of(b, "metadata", (dict,), "an object"),
+    "user": lambda b, _: kind_of(b, "user", (str,), "a string"),
+    "max_tokens": max_tokens("max_tokens"),
+    "max_completion_tokens": max_tokens("max_completion_tokens"),
+    "logprobs": lambda b, _: logprobs(b),
+    "top_logprobs": lambda b, _: logprobs(b),
+    "stop": lambda b, _: stop(b.get("stop")),
+    "stream": lambda b, _: streaming(b),
+    "stream_options": lambda b, _: streaming(b),
+    "tools": lambda b, _: tools(b.get("tools"), b.get("tool_choice"), b.get("parallel_tool_calls")),
+    "response_format": lambda b, _: response_format(b.get("response_format"), b["messages"]),
+    "functions": refused("functions", "the deprecated function calling; use 'tools'"),
+    "function_call": refused("function_call", "the deprecated function calling; use 'tool_choice'"),
+    "audio": refused("audio", "audio output"),
+    "prediction": refused("prediction", "predicted outputs"),
+    "web_search_options": refused("web_search_options", "web search"),
+    "modalities": check_modalities,
+}
