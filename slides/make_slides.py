@@ -22,6 +22,7 @@ from your_run import RUNS, fill
 DIST = SLIDES / "dist"
 MARP = SLIDES / "node_modules" / ".bin" / "marp"
 CONFIG = SLIDES / ".marprc.yml"
+LOCK = SLIDES / "package-lock.json"
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "microsoft-edge",
             "/Applications/Google Chrome.app/Contents/MacOS/Google Chrome",
             "/Applications/Chromium.app/Contents/MacOS/Chromium")
@@ -57,8 +58,9 @@ def find_browser() -> str | None:
 
 
 def ensure_marp() -> Path:
-    """The pinned Marp CLI, installed from the lock file on first use."""
-    if MARP.exists():
+    """The pinned Marp CLI, installed from the lock file on first use and when the lock file changes."""
+    installed = SLIDES / "node_modules" / ".package-lock.json"  # npm ci writes it
+    if MARP.exists() and installed.exists() and installed.stat().st_mtime >= LOCK.stat().st_mtime:
         return MARP
     npm = shutil.which("npm")
     if not npm or not shutil.which("node"):
@@ -102,10 +104,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-pdf", action="store_true", help="HTML only, even with a Chromium")
     args = parser.parse_args(argv)
     try:
+        print("The decks, with your last run of each lesson:")
         for line in prepare(DIST):
             print(f"  {line}")
         render(DIST)
-        print(f"HTML: {relative(DIST)}/*.html (open one in a browser; F: full screen, P: presenter view)")
+        print(f"HTML: {relative(DIST)}/*.html; start with {relative(DIST / '00_course.html')} "
+              f"(in a browser: arrows move, F full screen, P presenter view)")
         browser = None if args.no_pdf else find_browser()
         if browser:
             render(DIST, pdf=True, browser=browser)

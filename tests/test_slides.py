@@ -193,7 +193,9 @@ def test_slides_are_split_where_marp_splits_them(tmp_path):
     deck = write_deck(tmp_path, "\n---\n\n```text\n---\n```\n\n- a list\n\n***\n\n## Third\n")
     slides = read_deck(deck).slides
     assert [s.number for s in slides] == [1, 2, 3, 4]
-    assert "## Third" in slides[2].text and slides[3].your_run
+    assert "```text\n---\n```" in slides[1].text and "- a list" in slides[1].text, "--- in code splits nothing"
+    assert "## Third" not in slides[1].text and "## Third" in slides[2].text, "*** splits too"
+    assert slides[3].your_run
 
 
 # ---- your run: the learner's own figures ----

@@ -135,3 +135,16 @@ def test_the_check_sees_what_does_not_fit(chromium, tmp_path):
     assert any("missing-too.svg did not load" in p for p in by_slide[4]), problems
     assert by_slide[5] == ["99_bad.html, slide 5: the slide is empty"], problems
     assert by_slide[6] == [], problems
+
+
+def test_the_diagram_check_sees_text_that_overlaps_leaves_or_is_too_small(chromium, tmp_path):
+    svg = tmp_path / "bad.svg"
+    svg.write_text('<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 1200 560" width="1200" height="560">'
+                   '<text x="100" y="100" font-size="26">first label</text>'
+                   '<text x="110" y="105" font-size="26">on top of it</text>'
+                   '<text x="1150" y="300" font-size="26">past the edge</text>'
+                   '<text x="100" y="400" font-size="12">tiny</text></svg>')
+    problems = check_slides.check_diagram(chromium, svg, None)
+    assert problems == ['bad.svg: "on top of it" lies on top of "first label"',
+                        'bad.svg: "past the edge" sticks out of the picture',
+                        'bad.svg: "tiny" is 12.0 units high: at least 21'], problems
