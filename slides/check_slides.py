@@ -43,7 +43,7 @@ def chromium_path() -> str | None:
 
 @contextmanager
 def browser():
-    """One headless Chromium for all the checks, with no network beyond local files."""
+    """One headless Chromium page for all the checks, with no network beyond local files."""
     from playwright.sync_api import sync_playwright
 
     path = chromium_path()
@@ -53,7 +53,9 @@ def browser():
     with sync_playwright() as playwright:
         chromium = playwright.chromium.launch(executable_path=path, args=BROWSER_ARGS)
         try:
-            yield chromium
+            page = chromium.new_page()
+            page.route("**/*", _local_only)
+            yield page
         finally:
             chromium.close()
 
@@ -186,62 +188,59 @@ MEASURE_DIAGRAM = """
 """
 
 
-def check_deck_html(chromium, html: Path, png_folder: Path | None = None, only_class: str | None = None,
+def check_deck_html(page, html: Path, png_folder: Path | None = None, only_class: str | None = None,
                     png_prefix: str = "") -> list[str]:
     """Every slide of one rendered deck (or only those of one class); a PNG of each into `png_folder`."""
-    page = chromium.new_page(viewport={"width": 1280, "height": 720})
-    try:
-        page.route("**/*", _local_only)
-        page.goto(html.as_uri())
-        page.add_style_tag(content=".bespoke-marp-osc { display: none !important; }")
-        page.evaluate("document.fonts.ready")
-        slides = page.locator("svg[data-marpit-svg]")
-        count = slides.count()
-        problems = [] if count else [f"{html.name}: no slides"]
+    page.set_viewport_size({"width": 1280, "height": 720})
+    page.goto(html.resolve().as_uri())
+    page.add_style_tag(content=".bespoke-marp-osc { display: none !important; }")
+    page.evaluate("document.fonts.ready")
+    # One call measures every slide: [slide number, its problems] for each slide checked.
+    measured = page.evaluate(
+        "async ([only, smallest, tolerance]) => {"
+        f"  const measure = {MEASURE_SLIDE};"
+        "  const slides = [...document.querySelectorAll('svg[data-marpit-svg]')];"
+        "  const found = [];"
+        "  for (const [index, slide] of slides.entries()) {"
+        "    if (only && !slide.querySelector(`section.${only}`)) continue;"
+        "    found.push([index + 1, await measure([slide, smallest, tolerance])]);"
+        "  }"
+        "  return [slides.length, found];"
+        "}", [only_class, SMALLEST_TEXT_PX, TOLERANCE_PX])
+    count, slides = measured
+    problems = [] if count else [f"{html.name}: no slides"]
+    for number, found in slides:
+        problems += [f"{html.name}, slide {number}: {problem}" for problem in found]
         if png_folder:
             png_folder.mkdir(parents=True, exist_ok=True)
-        for index in range(count):
-            slide = slides.nth(index)
-            if only_class and not slide.evaluate(
-                    "(s, c) => !!s.querySelector(`section.${c}`)", only_class):
-                continue
-            found = page.evaluate(MEASURE_SLIDE, [slide.element_handle(), SMALLEST_TEXT_PX, TOLERANCE_PX])
-            problems += [f"{html.name}, slide {index + 1}: {problem}" for problem in found]
-            if png_folder:
-                page.evaluate(f"location.hash = '#{index + 1}'")
-                page.wait_for_function(
-                    "n => document.querySelectorAll('svg[data-marpit-svg]')[n]"
-                    ".classList.contains('bespoke-marp-active')", arg=index)
-                page.screenshot(path=str(png_folder / f"{png_prefix}{index + 1:02d}.png"))
-        return problems
-    finally:
-        page.close()
+            page.evaluate(f"location.hash = '#{number}'")
+            page.wait_for_function(
+                "n => document.querySelectorAll('svg[data-marpit-svg]')[n - 1]"
+                ".classList.contains('bespoke-marp-active')", arg=number)
+            page.screenshot(path=str(png_folder / f"{png_prefix}{number:02d}.png"))
+    return problems
 
 
-def check_diagram(chromium, svg: Path, png_folder: Path | None) -> list[str]:
+def check_diagram(page, svg: Path, png_folder: Path | None) -> list[str]:
     """One diagram opened on its own: its texts, and a PNG of it."""
-    page = chromium.new_page(viewport={"width": 1200, "height": 560})
-    try:
-        page.route("**/*", _local_only)
-        page.goto(svg.as_uri())
-        problems = [f"{svg.name}: {problem}"
-                    for problem in page.evaluate(MEASURE_DIAGRAM, [SMALLEST_DIAGRAM_TEXT, TOLERANCE_PX])]
-        if png_folder:
-            png_folder.mkdir(parents=True, exist_ok=True)
-            page.screenshot(path=str(png_folder / f"{svg.stem}.png"))
-        return problems
-    finally:
-        page.close()
+    page.set_viewport_size({"width": 1200, "height": 560})
+    page.goto(svg.resolve().as_uri())
+    problems = [f"{svg.name}: {problem}"
+                for problem in page.evaluate(MEASURE_DIAGRAM, [SMALLEST_DIAGRAM_TEXT, TOLERANCE_PX])]
+    if png_folder:
+        png_folder.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(png_folder / f"{svg.stem}.png"))
+    return problems
 
 
 def check_all(dist: Path, png: Path = PNG, diagrams: Path = DIAGRAMS) -> list[str]:
     """Every deck rendered in `dist` and every diagram; PNGs under `png`."""
     problems = []
-    with browser() as chromium:
+    with browser() as page:
         for html in sorted(dist.glob("*.html")):
-            problems += check_deck_html(chromium, html, png / html.stem)
+            problems += check_deck_html(page, html, png / html.stem)
         for svg in sorted(diagrams.glob("*.svg")):
-            problems += check_diagram(chromium, svg, png / "diagrams")
+            problems += check_diagram(page, svg, png / "diagrams")
     return problems
 
 

@@ -67,10 +67,10 @@ def rendered(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def chromium():
-    """One headless Chromium for every check in this file."""
-    with check_slides.browser() as browser:
-        yield browser
+def page():
+    """One page of one headless Chromium for every check in this file."""
+    with check_slides.browser() as browser_page:
+        yield browser_page
 
 
 def test_every_deck_renders_to_html_with_all_its_slides(rendered):
@@ -94,28 +94,28 @@ def test_every_deck_renders_to_pdf_with_a_page_per_slide(rendered):
         assert pages == slides, f"{deck.name}: {pages} PDF pages for {slides} slides"
 
 
-def test_every_slide_fits_loads_its_images_and_is_readable(rendered, chromium):
+def test_every_slide_fits_loads_its_images_and_is_readable(rendered, page):
     """Each slide as tracked, and each filled your-run slide, in one headless Chromium."""
     build, decks = rendered
     problems = []
     for deck in decks:
         png = check_slides.PNG / deck.stem
         shutil.rmtree(png, ignore_errors=True)
-        problems += check_slides.check_deck_html(chromium, build / "as-is" / f"{deck.stem}.html", png)
+        problems += check_slides.check_deck_html(page, build / "as-is" / f"{deck.stem}.html", png)
         if not deck.name.startswith("00_"):
             problems += check_slides.check_deck_html(
-                chromium, build / "with-run" / f"{deck.stem}.html", png,
+                page, build / "with-run" / f"{deck.stem}.html", png,
                 only_class="run", png_prefix="your-run-")
     assert not problems, "\n".join(problems) + f"\nPNGs of every slide: {check_slides.PNG}"
 
 
-def test_every_diagram_keeps_its_text_inside_and_apart(chromium):
+def test_every_diagram_keeps_its_text_inside_and_apart(page):
     problems = [problem for svg in sorted(check_slides.DIAGRAMS.glob("*.svg"))
-                for problem in check_slides.check_diagram(chromium, svg, check_slides.PNG / "diagrams")]
+                for problem in check_slides.check_diagram(page, svg, check_slides.PNG / "diagrams")]
     assert not problems, "\n".join(problems)
 
 
-def test_the_check_sees_what_does_not_fit(chromium, tmp_path):
+def test_the_check_sees_what_does_not_fit(page, tmp_path):
     """The browser check itself: a deck built to break every rule is caught on every slide."""
     bad = tmp_path / "bad"
     bad.mkdir()
@@ -127,7 +127,7 @@ def test_the_check_sees_what_does_not_fit(chromium, tmp_path):
         "![](diagrams/missing.svg)\n\n---\n\n![bg right](diagrams/missing-too.svg)\n\n## Bg\n\n---\n\n"
         "<!-- _class: lead -->\n\n---\n\n<!-- _class: diagram -->\n\n## Fine\n\n![](diagrams/task-states.svg)\n")
     make_slides.render(bad)
-    problems = check_slides.check_deck_html(chromium, bad / "99_bad.html")
+    problems = check_slides.check_deck_html(page, bad / "99_bad.html")
     by_slide = {n: [p for p in problems if f"slide {n}:" in p] for n in range(1, 7)}
     assert any("wider than" in p for p in by_slide[1]), problems
     assert any("sticks out" in p for p in by_slide[2]), problems
@@ -137,14 +137,14 @@ def test_the_check_sees_what_does_not_fit(chromium, tmp_path):
     assert by_slide[6] == [], problems
 
 
-def test_the_diagram_check_sees_text_that_overlaps_leaves_or_is_too_small(chromium, tmp_path):
+def test_the_diagram_check_sees_text_that_overlaps_leaves_or_is_too_small(page, tmp_path):
     svg = tmp_path / "bad.svg"
     svg.write_text('<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 1200 560" width="1200" height="560">'
                    '<text x="100" y="100" font-size="26">first label</text>'
                    '<text x="110" y="105" font-size="26">on top of it</text>'
                    '<text x="1150" y="300" font-size="26">past the edge</text>'
                    '<text x="100" y="400" font-size="12">tiny</text></svg>')
-    problems = check_slides.check_diagram(chromium, svg, None)
+    problems = check_slides.check_diagram(page, svg, None)
     assert problems == ['bad.svg: "on top of it" lies on top of "first label"',
                         'bad.svg: "past the edge" sticks out of the picture',
                         'bad.svg: "tiny" is 12.0 units high: at least 21'], problems
