@@ -313,3 +313,13 @@ def check_deck(deck: Deck) -> list[str]:
     """Every convention a deck of the course follows."""
     return (check_front_matter(deck) + check_code_blocks(deck)
             + check_stated_figures(deck) + check_images(deck))
+
+
+if __name__ == "__main__":
+    import sys
+
+    # .venv/bin/python slides/deck_source.py [slides/01_x.md ...]: the conventions, deck by deck.
+    paths = [Path(arg).resolve() for arg in sys.argv[1:]] or deck_files()
+    found = [problem for path in paths for problem in check_deck(read_deck(path))]
+    print("\n".join(found) or f"{len(paths)} deck(s) follow the conventions.")
+    sys.exit(1 if found else 0)
