@@ -61,6 +61,8 @@ class Settings:
 
     # Redis: the broker and the result backend.
     redis_url: str = _text("REDIS_URL", "redis://localhost:6379/0")
+    # The most memory the redis-server the course starts may use (noeviction: full = writes refused).
+    redis_maxmemory: str = _text("REDIS_MAXMEMORY", "256mb")
 
     # Webhooks: a task POSTs only to host:port entries on this list (empty: the course's own
     # receiver, 127.0.0.1 and localhost on WEBHOOK_PORT), signed with WEBHOOK_SECRET (empty: one
@@ -74,6 +76,11 @@ class Settings:
     celery_visibility_timeout: float = _number("CELERY_VISIBILITY_TIMEOUT", 300.0)
     # How long a lesson waits for a worker of yours to answer before starting one itself.
     worker_wait: float = _number("WORKER_WAIT", 4.0)
+    # A task delivered more often than this (its worker process died each time) is not run again:
+    # it is marked FAILURE and kept in the dead letter store.
+    max_deliveries: int = int(_number("MAX_DELIVERIES", 3))
+    # How many entries the dead letter store keeps; past it, the oldest are dropped (and logged).
+    dead_letters_max: int = int(_number("DEAD_LETTERS_MAX", 1000))
 
     # The step runner.
     no_pause: bool = _text("COURSE_NO_PAUSE") not in ("", "0", "false")

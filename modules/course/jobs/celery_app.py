@@ -14,14 +14,28 @@ from kombu import Queue
 
 from course.settings import DATA, settings
 
-app = Celery("course", broker=settings.redis_url, backend=settings.redis_url, include=["course.jobs.tasks"])
+# Every task is a CourseTask: it counts its deliveries, refuses a countdown that would make it run
+# twice, and lands in the dead letter store when it fails for good (see deliveries.py).
+app = Celery("course", broker=settings.redis_url, backend=settings.redis_url, include=["course.jobs.tasks", "course.jobs.text_jobs"],
+             task_cls="course.jobs.deliveries:CourseTask")
+# Results come from a Redis backend that keeps a digest of large arguments, not the arguments.
+app.loader.override_backends = {"redis": "course.jobs.results:CompactRedisBackend"}
 
 # Everything that bounds how long a task may hold a message stays below the visibility timeout:
 # past it, Redis hands the unacknowledged message to another worker and the task runs twice.
 VISIBILITY_TIMEOUT = settings.celery_visibility_timeout
 SOFT_TIME_LIMIT = round(VISIBILITY_TIMEOUT * 0.6)
 HARD_TIME_LIMIT = round(VISIBILITY_TIMEOUT * 0.8)
-RETRY_BACKOFF_MAX = round(min(60, VISIBILITY_TIMEOUT / 4))
+# A task waiting for its countdown is already unacknowledged, and stays so while it runs:
+# countdown + run time must fit in the visibility timeout.
+LONGEST_COUNTDOWN = VISIBILITY_TIMEOUT - HARD_TIME_LIMIT
+RETRY_BACKOFF_MAX = min(60, LONGEST_COUNTDOWN)
+# The most an LLM task waits between its attempts, in all, before it fails for good.
+RETRY_BUDGET = round(VISIBILITY_TIMEOUT / 2)
+# Seconds between a worker's looks for messages whose worker died (unacked past the visibility
+# timeout). Kombu's default is one look per 100 s: a dead worker's tasks came back after the
+# visibility timeout plus up to 100 s.
+RESTORE_EVERY = max(1, min(10, round(VISIBILITY_TIMEOUT / 10)))
 
 QUEUES = (Queue("high"), Queue("default"), Queue("low"))
 ROUTES = {
@@ -40,22 +54,31 @@ CONFIGURATION: list[tuple[str, object, str]] = [
     ("accept_content", ["json"], "a worker refuses anything that is not JSON"),
     ("result_serializer", "json", "results are JSON too"),
     ("task_acks_late", True, "acknowledge after the task finished: a crash loses no task"),
-    ("task_reject_on_worker_lost", True, "a task whose process died goes back to the queue"),
+    ("task_reject_on_worker_lost", True,
+     f"a task whose process died goes back to the queue (at most {settings.max_deliveries} deliveries)"),
     ("worker_prefetch_multiplier", 1, "a process reserves one task at a time: none waits behind a slow LLM call"),
     ("task_soft_time_limit", SOFT_TIME_LIMIT, "seconds, then SoftTimeLimitExceeded: the task may clean up"),
     ("task_time_limit", HARD_TIME_LIMIT, "seconds, then the process is killed: a hung call cannot hold a worker"),
-    ("broker_transport_options", {"visibility_timeout": VISIBILITY_TIMEOUT},
-     "seconds an unacked task waits before Redis redelivers it; above every time limit"),
+    ("broker_transport", "course.jobs.redis_transport:Transport",
+     "kombu's Redis transport, fixed so a Redis restart neither stops the worker nor runs a task twice"),
+    ("broker_transport_options", {"visibility_timeout": VISIBILITY_TIMEOUT, "unacked_restore_interval": RESTORE_EVERY,
+                                  "unacked_restore_throttle": 1},
+     "seconds an unacked task waits before Redis redelivers it (above every time limit), and how often "
+     "workers look for such tasks"),
     ("result_backend_transport_options", {"visibility_timeout": VISIBILITY_TIMEOUT},
      "the same for the result backend's connection"),
+    ("result_backend_always_retry", True, "a task that loses Redis mid-way waits for it instead of failing"),
+    ("result_backend_max_retries", 60, "tries before giving up: rides out a Redis restart of about half a minute"),
+    ("result_backend_max_sleep_between_retries_ms", 1000, "at most a second between two tries"),
     ("task_track_started", True, "a task reports STARTED, so 'waiting' and 'running' differ"),
     ("result_expires", 24 * 3600, "seconds results stay in Redis: it does not fill up"),
-    ("result_extended", True, "results keep task name, args, worker and queue"),
+    ("result_extended", True, "results keep task name, worker and queue (large arguments: a digest only)"),
     ("broker_connection_retry_on_startup", True, "a worker started before Redis waits for it"),
-    ("worker_cancel_long_running_tasks_on_connection_loss", True,
-     "on a lost connection, running tasks are cancelled: only the redelivered copy goes on"),
-    ("task_send_sent_event", True, "a 'sent' event per task, for Flower"),
-    ("worker_send_task_events", True, "task events (same as -E), for Flower and `celery events`"),
+    ("worker_cancel_long_running_tasks_on_connection_loss", False,
+     "Redis restarts under a running task: the task goes on and is acknowledged once Redis is back"),
+    ("task_send_sent_event", False, "no 'sent' event per task: a Redis write saved on every delay()"),
+    ("worker_send_task_events", False,
+     "no task events (the costliest setting for short tasks); Flower turns them on in the workers it watches"),
     ("task_queues", QUEUES, "three queues: high (interactive), default, low (batch)"),
     ("task_default_queue", "default", "where a task without a route goes"),
     ("task_routes", ROUTES, "chat to high, batch embeddings and reports to low"),

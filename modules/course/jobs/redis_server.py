@@ -120,7 +120,8 @@ def start_redis(port: int, folder: Path | None = None, timeout: float = 10, pass
                "--pidfile", str(folder / "redis.pid"), "--logfile", str(folder / "redis.log"),
                "--dir", str(folder),
                "--appendonly", "yes",  # queued tasks survive a restart
-               "--maxmemory-policy", "noeviction"]  # never drop a queued task to make room
+               "--maxmemory", settings.redis_maxmemory,  # bounded: a flood of tasks cannot eat the machine
+               "--maxmemory-policy", "noeviction"]  # full: refuse new writes, never drop a queued task
     subprocess.run(command, check=True, capture_output=True, timeout=timeout)
     url = f"redis://:{quote(password, safe='')}@127.0.0.1:{port}/0"
     deadline = time.monotonic() + timeout
@@ -179,6 +180,12 @@ def persistence_on(client: redis.Redis) -> bool | None:
         return client.config_get("appendonly").get("appendonly") == "yes"
     except redis.ResponseError:  # managed Redis often disables CONFIG
         return None
+
+
+def memory(client: redis.Redis) -> tuple[int, int, str]:
+    """(bytes in use, maxmemory in bytes or 0 for no limit, maxmemory-policy), from INFO memory."""
+    info = client.info("memory")
+    return int(info["used_memory"]), int(info.get("maxmemory", 0)), str(info.get("maxmemory_policy", "?"))
 
 
 def _alive(pid: int) -> bool:

@@ -1,19 +1,21 @@
 """The tasks the worker runs: a hello-world, LLM calls, progress, retries, failures, beat.
 
 Arguments are JSON (numbers, strings, lists, dicts) and checked first: a malformed call fails
-at once with `BadArguments`, which is never retried.
+at once with `BadArguments`, which is never retried. Every LLM task retries transient errors
+(429, 5xx, timeouts, lost connections) with `call_llm`.
 """
 from __future__ import annotations
 
 import asyncio
 import os
+import threading
 import time
 
-import openai
 import redis
 
 from course import llm
-from course.jobs.celery_app import RETRY_BACKOFF_MAX, app
+from course.jobs.celery_app import LONGEST_COUNTDOWN, RETRY_BUDGET, app
+from course.llm import retry
 from course.settings import settings
 
 
@@ -21,44 +23,73 @@ class BadArguments(ValueError):
     """The task was called with arguments it cannot use; retrying would not help."""
 
 
-# Errors worth another try: the server may answer next time. A refused key (401) or a
-# malformed call is not among them, so it fails at once.
-TRANSIENT_LLM_ERRORS = (openai.APIConnectionError, openai.APITimeoutError,
-                        openai.RateLimitError, openai.InternalServerError)
-
-
-# ---- one event loop and one LLM client per worker process -----------------------------
-# `asyncio.run()` per task would close its loop each time, and an AsyncOpenAI client kept
-# between tasks would then fail with "Event loop is closed". So each process keeps one loop,
-# makes the client once for it, and runs every task's coroutine on it.
+# ---- one event loop per worker process, running in a thread of its own -----------------
+# Each task hands its coroutine to that loop and waits for the answer. Under prefork a process
+# runs one task at a time; under `--pool threads` many tasks share the process, and their LLM
+# calls overlap on the one loop (a loop per thread would need a client and a connection pool per
+# thread). The AsyncOpenAI client is made once and stays bound to the loop, which never closes,
+# so no "Event loop is closed" between tasks. A forked pool process starts its own loop.
 _loop: asyncio.AbstractEventLoop | None = None
 _client = None
 _redis: redis.Redis | None = None
+_lock = threading.Lock()
 
 
 def _forget_after_fork() -> None:
-    # A forked pool process must not share its parent's loop, sockets or connections.
-    global _loop, _client, _redis
+    # A forked pool process has none of its parent's threads: not the loop's either.
+    global _loop, _client, _redis, _lock
     _loop = _client = _redis = None
+    _lock = threading.Lock()
 
 
 os.register_at_fork(after_in_child=_forget_after_fork)
 
 
-def run_async(coroutine):
-    """Run a coroutine on this process's one event loop."""
+def _event_loop() -> asyncio.AbstractEventLoop:
     global _loop
-    if _loop is None:
-        _loop = asyncio.new_event_loop()
-    return _loop.run_until_complete(coroutine)
+    with _lock:
+        if _loop is None:
+            _loop = asyncio.new_event_loop()
+            threading.Thread(target=_loop.run_forever, name="llm-event-loop", daemon=True).start()
+        return _loop
+
+
+def run_async(coroutine):
+    """Run a coroutine on this process's event loop, from any thread, and return its result."""
+    future = asyncio.run_coroutine_threadsafe(coroutine, _event_loop())
+    try:
+        return future.result()
+    except BaseException:
+        future.cancel()  # a time limit or a revoke stopped the task: stop its call too
+        raise
 
 
 def client():
     """This process's AsyncOpenAI client, made once (same factory as the lessons)."""
     global _client
-    if _client is None:
-        _client = llm.make_client()
-    return _client
+    with _lock:
+        if _client is None:
+            _client = llm.make_client()
+        return _client
+
+
+def call_llm(task, coroutine):
+    """Run one LLM call of `task`; on a transient error, retry the task later.
+
+    The wait honours Retry-After (else exponential backoff with full jitter), each wait is at
+    most LONGEST_COUNTDOWN and all of them together at most RETRY_BUDGET seconds; past that, or
+    after max_retries, the error fails the task for good.
+    """
+    try:
+        return run_async(coroutine)
+    except Exception as error:
+        if not retry.is_transient(error):
+            raise
+        waited = float(task.request.get("course_retry_waited") or 0)  # carried from retry to retry
+        delay = retry.delay_before_retry(error, task.request.retries, base=1.0, cap=LONGEST_COUNTDOWN)
+        if waited + delay > RETRY_BUDGET:
+            raise
+        raise task.retry(exc=error, countdown=delay, headers={"course_retry_waited": waited + delay})
 
 
 def store() -> redis.Redis:
@@ -92,7 +123,7 @@ async def _ask(prompt: str, model: str | None = None, headers: dict | None = Non
     return response.choices[0].message.content or ""
 
 
-LLM_TASK = dict(bind=True, throws=(BadArguments,))
+LLM_TASK = dict(bind=True, throws=(BadArguments,), max_retries=10)
 
 
 # ---- the hello-world ------------------------------------------------------------------
@@ -110,7 +141,7 @@ def add(x, y):
 
 @app.task(**LLM_TASK)
 def chat_completion(self, prompt, model=None):
-    answer = run_async(_ask(_text(prompt, "prompt"), model))
+    answer = call_llm(self, _ask(_text(prompt, "prompt"), model))
     return {"model": model or settings.chat_model, "answer": answer}
 
 
@@ -123,7 +154,7 @@ def embed_batch(self, texts, batch_size=8):
     dimensions = 0
     for start in range(0, len(texts), batch_size):
         batch = texts[start:start + batch_size]
-        response = run_async(client().embeddings.create(model=settings.embedding_model, input=batch))
+        response = call_llm(self, client().embeddings.create(model=settings.embedding_model, input=batch))
         dimensions = len(response.data[0].embedding)
         done = start + len(batch)
         self.update_state(state="PROGRESS", meta={"current": done, "total": len(texts)})
@@ -133,18 +164,18 @@ def embed_batch(self, texts, batch_size=8):
 
 @app.task(**LLM_TASK)
 def analyse_sentiment(self, text):
-    answer = run_async(_ask(f"Classify the sentiment (positive, negative or neutral): {_text(text, 'text')}"))
+    answer = call_llm(self, _ask(f"Classify the sentiment (positive, negative or neutral): {_text(text, 'text')}"))
     return {"sentiment": answer}
 
 
 @app.task(**LLM_TASK)
 def summarise(self, text):
-    return {"summary": run_async(_ask(f"Summarise in one sentence: {_text(text, 'text')}"))}
+    return {"summary": call_llm(self, _ask(f"Summarise in one sentence: {_text(text, 'text')}"))}
 
 
 @app.task(**LLM_TASK)
 def extract_keywords(self, text):
-    return {"keywords": run_async(_ask(f"Extract the keywords: {_text(text, 'text')}"))}
+    return {"keywords": call_llm(self, _ask(f"Extract the keywords: {_text(text, 'text')}"))}
 
 
 @app.task(bind=True, throws=(BadArguments,))
@@ -158,14 +189,13 @@ def combine_analysis(self, results):
     return {"parts": len(results), **combined}
 
 
-@app.task(bind=True, throws=(BadArguments,), autoretry_for=TRANSIENT_LLM_ERRORS,
-          retry_backoff=True, retry_backoff_max=RETRY_BACKOFF_MAX, retry_jitter=True, max_retries=5)
+@app.task(**LLM_TASK)
 def flaky_llm_call(self, key, fail_first):
-    """The simulator answers 500 to the first `fail_first` calls with this key; retry until it works."""
+    """The simulator answers 500 to the first `fail_first` calls with this key; retried until it works."""
     if not isinstance(fail_first, int) or fail_first < 0:
         raise BadArguments(f"fail_first must be a whole number >= 0, got {fail_first!r}")
     headers = {"x-sim-fail-first": str(fail_first), "x-sim-fail-key": _text(key, "key")}
-    answer = run_async(_ask("Say hello.", headers=headers, max_tokens=20))
+    answer = call_llm(self, _ask("Say hello.", headers=headers, max_tokens=20))
     return {"attempts": self.request.retries + 1, "answer": answer}
 
 
@@ -183,6 +213,43 @@ def long_report(self, steps=10, step_seconds=0.5):
         time.sleep(step_seconds)  # stands in for one section of the report
         self.update_state(state="PROGRESS", meta={"current": step, "total": steps})
     return {"steps": steps, "seconds": steps * step_seconds}
+
+
+@app.task(bind=True, throws=(BadArguments,))
+def counted_job(self, steps=3, step_seconds=1.0):
+    """A long job that counts its runs in Redis: after a crash under it, did it run once or twice?"""
+    if not isinstance(steps, int) or steps < 1:
+        raise BadArguments(f"steps must be a positive integer, got {steps!r}")
+    if not isinstance(step_seconds, (int, float)) or step_seconds < 0:
+        raise BadArguments(f"step_seconds must be a number >= 0, got {step_seconds!r}")
+    runs = _count_run(self.request.id)
+    for step in range(1, steps + 1):
+        time.sleep(step_seconds)
+        self.update_state(state="PROGRESS", meta={"current": step, "total": steps, "run": runs})
+    return {"steps": steps, "run": runs}
+
+
+def _count_run(task_id: str) -> int:
+    runs = store().incr(f"course:runs:{task_id}")
+    store().expire(f"course:runs:{task_id}", 24 * 3600)
+    return runs
+
+
+def runs_of(task_id: str) -> int:
+    """How many times `counted_job` or `crash_worker_process` started with this id."""
+    return int(store().get(f"course:runs:{task_id}") or 0)
+
+
+@app.task(bind=True)
+def crash_worker_process(self):
+    """A poison message: it kills the process running it, as a segfault or the OOM killer would.
+
+    Each delivery kills a pool process (the worker starts a new one); after MAX_DELIVERIES it is
+    not run again but failed and kept in the dead letter store. Under --pool solo or threads
+    it kills the whole worker.
+    """
+    _count_run(self.request.id)
+    os._exit(1)
 
 
 class ReportGenerationError(RuntimeError):

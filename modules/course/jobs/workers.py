@@ -1,19 +1,21 @@
-"""The worker: use the one that answers, start one for the lesson when none does.
+"""The worker: use the ones that answer, start one for the lesson when none does.
 
-A lesson waits a few seconds for a worker of yours to answer; when none does it starts one in
-the background, prints the command to run your own in a second terminal, and stops it when the
-lesson ends.
+A lesson waits a few seconds for a worker of yours to answer. When none does, or when yours
+leave a course queue unread, it starts one in the background (for the missing queues), prints
+the command to run your own in a second terminal, and stops it when the lesson ends.
 """
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import subprocess
 import sys
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
-from course.console import Stop, notice
+from course.console import Stop, notice, waiting
 from course.jobs.celery_app import app
 from course.jobs.redis_server import ensure_redis
 from course.settings import DATA, ROOT, settings
@@ -21,6 +23,7 @@ from course.settings import DATA, ROOT, settings
 QUEUES = "high,default,low"
 WORKER_COMMAND = f"celery -A course worker --loglevel=info -Q {QUEUES}"
 WORKER_LOG = DATA / "worker.log"
+_started = itertools.count(1)  # workers this process started: each gets a node name of its own
 
 
 def workers_answering(timeout: float = 1.0) -> list[str]:
@@ -31,12 +34,20 @@ def workers_answering(timeout: float = 1.0) -> list[str]:
     return sorted(name for reply in replies for name in reply)
 
 
+def queues_consumed(names: list[str], timeout: float = 1.0) -> dict[str, list[str]]:
+    """{worker name: the queues it consumes}, for the workers named."""
+    with app.connection_for_write() as connection:
+        found = app.control.inspect(destination=names, timeout=timeout, connection=connection).active_queues()
+    return {name: sorted(queue["name"] for queue in queues) for name, queues in (found or {}).items()}
+
+
 @dataclass
 class Worker:
-    """A worker this lesson uses; `stop()` stops it only if the lesson started it."""
+    """The workers a lesson uses; `stop()` stops the one the lesson started, if any."""
 
     names: list[str]
     process: subprocess.Popen | None = None
+    log: Path | None = None
 
     @property
     def started_here(self) -> bool:
@@ -60,43 +71,73 @@ class Worker:
             self.process.wait(5)
 
 
-def worker_command() -> list[str]:
-    command = WORKER_COMMAND.split()
-    if sys.platform == "win32":
+def worker_command(queues: str = QUEUES, name: str | None = None, extra: tuple[str, ...] = ()) -> list[str]:
+    command = [*WORKER_COMMAND.replace(QUEUES, queues).split(), *extra]
+    if name:
+        command += ["-n", name]
+    if sys.platform == "win32" and not any(arg.startswith(("--pool", "-P")) for arg in extra):
         command.append("--pool=solo")  # prefork does not work on Windows
     # `python -m celery` is the same program as `celery`, from this interpreter's environment.
     return [sys.executable, "-m", *command]
 
 
-def ensure_worker(timeout: float = 40) -> Worker:
-    """A worker that answers ping: yours if one answers soon, else one started for the lesson."""
-    ensure_redis()
-    deadline = time.monotonic() + settings.worker_wait
-    while True:
-        names = workers_answering(timeout=min(1.0, settings.worker_wait))
-        if names:
-            return Worker(names)
-        if time.monotonic() >= deadline:
-            break
-    WORKER_LOG.parent.mkdir(parents=True, exist_ok=True)
-    with open(WORKER_LOG, "w") as log:
+def start_worker(queues: str = QUEUES, extra: tuple[str, ...] = (), timeout: float = 40) -> Worker:
+    """Start a worker in the background on `queues` and wait until it answers ping.
+
+    Its node name, lesson-<pid>@<host> (then -2, -3 ...), differs from your own worker's
+    (celery@<host>), so both can run at once.
+    """
+    number = next(_started)
+    node = f"lesson-{os.getpid()}" + (f"-{number}" if number > 1 else "")
+    log_path = WORKER_LOG if number == 1 else WORKER_LOG.with_name(f"worker-{number}.log")
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "w") as log:
         # The environment passes through: REDIS_URL, and the lesson's OPENAI_BASE_URL.
-        process = subprocess.Popen(worker_command(), cwd=ROOT, env=dict(os.environ),
+        process = subprocess.Popen(worker_command(queues, f"{node}@%h", extra), cwd=ROOT, env=dict(os.environ),
                                    stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                    start_new_session=True)
-    worker = Worker([], process)
+    worker = Worker([], process, log_path)
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and process.poll() is None:
-        worker.names = workers_answering(timeout=0.5)
-        if worker.names:
-            notice(f"Started a worker for this lesson (log: {WORKER_LOG.relative_to(ROOT)}); "
-                   f"it stops when the lesson ends. To run your own in a second terminal: "
-                   f"make worker  (that is: {WORKER_COMMAND})")
-            return worker
+    with waiting(f"Starting a worker for this lesson on {queues} (up to {timeout:g} s)"):
+        while time.monotonic() < deadline and process.poll() is None:
+            answering = workers_answering(timeout=0.5)
+            if any(name.startswith(f"{node}@") for name in answering):
+                worker.names = answering
+                return worker
     worker.stop()
-    tail = WORKER_LOG.read_text()[-2000:] if WORKER_LOG.exists() else "(no log)"
+    tail = log_path.read_text()[-2000:] if log_path.exists() else "(no log)"
     raise Stop(f"The worker did not come up within {timeout:g} s. "
-               f"The end of {WORKER_LOG.relative_to(ROOT)}:\n{tail}")
+               f"The end of {log_path.relative_to(ROOT)}:\n{tail}")
+
+
+def ensure_worker(timeout: float = 40) -> Worker:
+    """Workers that answer ping and together consume every course queue.
+
+    Yours if they answer within WORKER_WAIT seconds and read all of high, default and low;
+    otherwise one started for the lesson, on the queues yours leave unread.
+    """
+    ensure_redis()
+    wait = settings.worker_wait
+    deadline = time.monotonic() + wait
+    with waiting(f"Looking for a worker of yours (up to {wait:g} s)"):
+        while True:
+            names = workers_answering(timeout=min(1.0, wait))
+            if names or time.monotonic() >= deadline:
+                break
+    missing = QUEUES.split(",")
+    if names:
+        consumed = queues_consumed(names)
+        missing = [queue for queue in missing if not any(queue in queues for queues in consumed.values())]
+        if not missing:
+            return Worker(names)
+        who = "; ".join(f"{name} consumes {', '.join(queues) or 'nothing'}" for name, queues in consumed.items())
+        notice(f"No worker of yours consumes the queue(s) {', '.join(missing)} ({who}): a task sent there "
+               f"would wait forever. Starting a worker for this lesson on {', '.join(missing)}.")
+    worker = start_worker(",".join(missing), timeout=timeout)
+    notice(f"Started a worker for this lesson (log: {worker.log.relative_to(ROOT)}); "
+           f"it stops when the lesson ends. To run your own in a second terminal: "
+           f"make worker  (that is: {WORKER_COMMAND})")
+    return worker
 
 
 def _signal_group(process: subprocess.Popen, signum: int) -> None:

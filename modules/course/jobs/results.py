@@ -1,0 +1,54 @@
+"""Small results: the Redis result backend, with large task arguments left out of each result.
+
+With `result_extended=True` Celery copies a task's arguments into its result on every state
+write (STARTED, PROGRESS, SUCCESS): a 10 MiB prompt was stored three times over, for a day. This
+backend keeps everything `result_extended` gives (name, worker, queue, retries) and the small
+arguments, and puts a short digest in place of any argument larger than ARGUMENT_KEPT_MAX bytes.
+The app uses it for `redis://` result URLs (`override_backends` in celery_app.py).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+
+from celery.backends.redis import RedisBackend
+from kombu.utils.encoding import ensure_bytes
+
+ARGUMENT_KEPT_MAX = 1024  # bytes of JSON per argument kept in a result
+
+
+def digest(value) -> str:
+    """A short stand-in for a large value: its size and the start of its SHA-256."""
+    raw = json.dumps(value, default=str).encode()
+    return f"<{len(raw)} bytes, sha256 {hashlib.sha256(raw).hexdigest()[:16]}: too large to keep here>"
+
+
+def shrink(value, limit: int = ARGUMENT_KEPT_MAX):
+    """`value` itself when its JSON fits in `limit` bytes, else its digest."""
+    return value if len(json.dumps(value, default=str).encode()) <= limit else digest(value)
+
+
+def shrink_arguments(args, kwargs, limit: int = ARGUMENT_KEPT_MAX):
+    """(args, kwargs) with each argument over `limit` bytes replaced by its digest."""
+    return ([shrink(a, limit) for a in args or ()],
+            {name: shrink(v, limit) for name, v in (kwargs or {}).items()})
+
+
+class CompactRedisBackend(RedisBackend):
+    """Celery's Redis backend; extended results keep a digest of large arguments, not the arguments."""
+
+    def _get_result_meta(self, *args, **kwargs):
+        meta = super()._get_result_meta(*args, **kwargs)
+        if "args" not in meta:  # result_extended is off, or no request
+            return meta
+        encoded = isinstance(meta["args"], bytes)
+        raw_args, raw_kwargs = meta["args"], meta["kwargs"]
+        if encoded and len(raw_args) + len(raw_kwargs) <= ARGUMENT_KEPT_MAX:
+            return meta  # the usual case, and the fast one: nothing to shrink
+        if encoded:
+            raw_args, raw_kwargs = self.decode(raw_args), self.decode(raw_kwargs)
+        small_args, small_kwargs = shrink_arguments(raw_args, raw_kwargs)
+        if encoded:
+            small_args, small_kwargs = ensure_bytes(self.encode(small_args)), ensure_bytes(self.encode(small_kwargs))
+        meta["args"], meta["kwargs"] = small_args, small_kwargs
+        return meta
