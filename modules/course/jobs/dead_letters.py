@@ -39,13 +39,13 @@ def _redis():
     return app.backend.client  # the result backend's Redis client: same server, one pool per process
 
 
-def add(task_id: str, task: str, args, kwargs, error: BaseException, traceback: str = "",
+def add(task_id: str, task: str, args, kwargs, error: str, traceback: str = "",
         attempts: int = 1, deliveries: int = 1, queue: str | None = None, reason: str = "") -> dict:
-    """Keep a task that failed for good; drop the oldest entries past the cap."""
+    """Keep a task that failed for good (`error`: "Type: message"); drop the oldest past the cap."""
     kept_args, kept_kwargs = shrink_arguments(args, kwargs, ARGUMENTS_KEPT_MAX)
     entry = {
         "id": task_id, "task": task, "args": kept_args, "kwargs": kept_kwargs, "queue": queue,
-        "error": f"{type(error).__name__}: {error}", "traceback": (traceback or "")[-TRACEBACK_KEPT:],
+        "error": error, "traceback": (traceback or "")[-TRACEBACK_KEPT:],
         "attempts": attempts, "deliveries": deliveries, "reason": reason, "failed_at": time.time(),
         "replayable": (kept_args, kept_kwargs) == (list(args or ()), dict(kwargs or {})),
     }

@@ -94,7 +94,9 @@ def keep_in_dead_letters(sender=None, task_id=None, exception=None, args=None, k
         reason = "time limit"
     else:
         reason = "retries used up" if retries else "not retried"
-    dead_letters.add(task_id, sender.name, args, kwargs, exception,
+    # einfo.type is the real class (the exception itself may be a picklable stand-in for it).
+    error = f"{getattr(einfo, 'type', type(exception)).__name__}: {exception}"
+    dead_letters.add(task_id, sender.name, args, kwargs, error,
                      traceback=getattr(einfo, "traceback", "") or "", attempts=retries + 1,
                      deliveries=1 + int(counted or 0), queue=(request.delivery_info or {}).get("routing_key"),
                      reason=reason)
