@@ -35,6 +35,11 @@ def _number(name: str, default: float) -> float:
         raise SystemExit(f"{name}={raw!r} is not a number: set it to a number in .env or unset it.")
 
 
+# The job API's two demo callers: known to everyone, so the API warns when it listens beyond
+# 127.0.0.1 with them. Set API_TOKENS to tokens of your own (openssl rand -hex 24) for that.
+DEMO_API_TOKENS = "alice:alice-demo-token,bob:bob-demo-token"
+
+
 @dataclass(frozen=True)
 class Settings:
     # The LLM: nothing set means the simulator that ships with the course.
@@ -70,6 +75,16 @@ class Settings:
     webhook_port: int = int(_number("WEBHOOK_PORT", 8200))
     webhook_allowed: str = _text("WEBHOOK_ALLOWED")
     webhook_secret: str = _text("WEBHOOK_SECRET")
+
+    # The job API (lesson 07, make api): where it listens, who may call it (owner:token pairs,
+    # comma-separated; the default is two demo callers whose tokens are public), and its limits.
+    api_host: str = _text("API_HOST", "127.0.0.1")
+    api_port: int = int(_number("API_PORT", 8000))
+    api_tokens: str = _text("API_TOKENS", DEMO_API_TOKENS)
+    api_max_texts: int = int(_number("API_MAX_TEXTS", 20))  # texts in one job
+    api_max_text_chars: int = int(_number("API_MAX_TEXT_CHARS", 4000))  # characters in one text
+    api_max_total_chars: int = int(_number("API_MAX_TOTAL_CHARS", 20000))  # characters in one job
+    api_max_active: int = int(_number("API_MAX_ACTIVE", 10))  # unfinished jobs one caller may have
 
     # Celery: how long Redis waits for an unacknowledged task before handing it to another
     # worker. Time limits and retry delays are derived from it, so they always stay below it.
