@@ -67,3 +67,9 @@ def test_queued_tasks_survive_a_redis_restart_and_then_run(private_redis, simula
         assert sorted(result.get(timeout=30) for result in results) == [0, 2, 4, 6, 8]
     finally:
         worker.stop()
+
+
+def test_the_embedded_server_is_bounded_and_never_evicts(private_redis):
+    used, limit, policy = redis_server.memory(redis_server.connect())
+    assert limit == 256 * 1024 * 1024 and policy == "noeviction"  # REDIS_MAXMEMORY's default, 256mb
+    assert 0 < used < limit

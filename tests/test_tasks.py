@@ -1,11 +1,14 @@
 """The course's tasks on a real worker, against the tests' simulator and Redis."""
 import time
 import uuid
+from datetime import datetime, timedelta, timezone
 
 import pytest
 from celery import chord
 
-from course.jobs import tasks
+from course.jobs import redis_server, tasks
+from course.jobs.celery_app import LONGEST_COUNTDOWN
+from course.jobs.deliveries import DelayTooLong
 
 
 def test_add_runs_on_the_worker(worker):
@@ -76,3 +79,27 @@ def test_heartbeat_counts_once_per_task_id_even_if_it_runs_twice(private_redis):
     again = tasks.heartbeat.apply(task_id=task_id).get()
     assert again == first
     assert tasks.heartbeat.apply().get() == first + 1
+
+
+def test_a_countdown_longer_than_a_task_can_wait_safely_is_refused(worker):
+    with pytest.raises(DelayTooLong, match="would run twice") as refused:
+        tasks.add.apply_async((1, 2), countdown=LONGEST_COUNTDOWN + 1)
+    assert "beat" in str(refused.value) and f"up to {LONGEST_COUNTDOWN:g} s" in str(refused.value)
+    with pytest.raises(DelayTooLong):
+        tasks.add.apply_async((1, 2), eta=datetime.now(timezone.utc) + timedelta(minutes=10))
+    with pytest.raises(DelayTooLong):
+        tasks.add.s(1, 2).apply_async(countdown=3600)  # a signature goes the same way
+    sent = time.monotonic()
+    assert tasks.add.apply_async((1, 2), countdown=1).get(timeout=10) == 3
+    assert time.monotonic() - sent >= 1
+
+
+def test_a_result_keeps_small_arguments_and_only_a_digest_of_large_ones(worker):
+    small = tasks.add.delay(2, 3)
+    assert small.get(timeout=10) == 5 and small.args == [2, 3] and small.name == "course.jobs.tasks.add"
+    texts = [f"document {n} about invoices and refunds " * 60 for n in range(60)]  # 150 KB of arguments
+    large = tasks.embed_batch.delay(texts, batch_size=6)
+    assert large.get(timeout=60)["texts"] == 60
+    assert large.queue == "low" and large.worker and large.kwargs == {"batch_size": 6}
+    assert large.args[0].startswith("<1") and "bytes, sha256" in large.args[0]
+    assert redis_server.connect().memory_usage(f"celery-task-meta-{large.id}") < 4096
