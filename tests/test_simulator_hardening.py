@@ -37,6 +37,7 @@ def address(sim):
 
 
 def read_response(conn: socket.socket) -> tuple[int, dict]:
+    conn.settimeout(5)  # an answer that never comes fails the test instead of hanging it
     data = b""
     while b"\r\n\r\n" not in data:
         data += conn.recv(65536)
@@ -72,6 +73,7 @@ def test_a_huge_body_is_refused_413_before_it_is_read_and_others_go_on(sim, clie
 
 def test_a_chunked_body_over_the_limit_is_refused_413(sim):
     with socket.create_connection(address(sim)) as conn:
+        conn.settimeout(5)
         conn.sendall(b"POST /v1/embeddings HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
                      b"Transfer-Encoding: chunked\r\n\r\n")
         chunk = b"x" * 65536
