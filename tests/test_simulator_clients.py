@@ -127,8 +127,9 @@ def test_litellm_stream(sim):
 
 
 def test_litellm_embedding(sim):
-    response = litellm.embedding(model="openai/text-embedding-3-small", input=["hello world", "hello there"],
+    texts = ["The cat sat on the mat.", "A cat was sitting on the mat.", "Quarterly revenue grew by ten percent."]
+    response = litellm.embedding(model="openai/text-embedding-3-small", input=texts,
                                  api_base=sim.base_url, api_key="sk-test")
-    vectors = [d["embedding"] for d in response.data]
-    assert [len(v) for v in vectors] == [1536, 1536]
-    assert cosine(vectors[0], vectors[1]) > 0.3
+    a, b, c = (d["embedding"] for d in response.data)
+    assert [len(v) for v in (a, b, c)] == [1536, 1536, 1536]
+    assert cosine(a, b) > cosine(a, c) + 0.3  # similar texts are close, unrelated ones are not
