@@ -48,6 +48,8 @@ def create_app(redis_url: str | None = None) -> FastAPI:
                                          socket_connect_timeout=2, socket_timeout=5)
         app.state.store, app.state.workers = Store(client), WorkerWatch()
         app.state.workers.start()
+        await app.state.store.prepare()  # the first job need not wait for the store ...
+        await asyncio.to_thread(connect_to_broker)  # ... nor for the broker
         yield
         await app.state.workers.stop()
         await client.aclose()
@@ -60,6 +62,15 @@ def create_app(redis_url: str | None = None) -> FastAPI:
     add_routes(app)
     app.mount("/page", StaticFiles(directory=PAGE), name="page")
     return app
+
+
+def connect_to_broker() -> None:
+    """Connect to the broker and declare the queues now, so the first POST does not wait for it."""
+    celery = run_text_job.app
+    with celery.producer_or_acquire() as producer:
+        producer.connection.ensure_connection(max_retries=3)
+        for queue in celery.amqp.queues.values():
+            producer.maybe_declare(queue)
 
 
 def add_routes(app: FastAPI) -> None:

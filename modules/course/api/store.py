@@ -54,6 +54,11 @@ class Store:
         self._create = client.register_script(CREATE)
         self._move_on = client.register_script(text_jobs.MOVE_ON)
 
+    async def prepare(self) -> None:
+        """Check that Redis answers and load the two scripts into it."""
+        await self.redis.script_load(CREATE)
+        await self.redis.script_load(text_jobs.MOVE_ON)
+
     async def create(self, owner: str, kind: str, total: int, max_active: int) -> dict | None:
         """A new queued job of `owner`; None when the owner is over its share of unfinished jobs."""
         await self._forget_finished(owner)
