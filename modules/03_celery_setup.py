@@ -81,7 +81,8 @@ def redis_that_keeps_tasks(redis):
 
     wrong = [row["setting"] for row in rows if row["here"] != row["wanted"]]
     if wrong:
-        verdict = f"not as wanted: {', '.join(wrong)}. Fix: make doctor"
+        verdict = (f"not as wanted: {', '.join(wrong)}. Fix: redis-cli "
+                   "CONFIG SET <setting> <wanted>, then CONFIG REWRITE")
     else:
         verdict = "queued tasks survive a restart and a full memory."
     return {"settings": rows, "verdict": verdict}
@@ -184,7 +185,8 @@ def routing_to_queues(app, worker):
             result.get(timeout=60)
 
     rows = [{"task": task.name.rpartition(".")[2],
-             "queue": router.route({}, task.name)["queue"].name,
+             "routed_to": router.route({}, task.name)["queue"].name,
+             "queue": result.queue,  # where the worker took it from
              "state": result.state} for task, result in sent.items()]
     return {"tasks": rows, "took_s": took.seconds,
             "_worker_started_by_lesson": worker.started_here}
