@@ -77,8 +77,8 @@ def call_llm(task, coroutine):
     """Run one LLM call of `task`; on a transient error, retry the task later.
 
     The wait honours Retry-After (else exponential backoff with full jitter), each wait is at
-    most LONGEST_COUNTDOWN and all of them together at most RETRY_BUDGET seconds; past that, or
-    after max_retries, the error fails the task for good.
+    most LONGEST_COUNTDOWN and all of them together at most RETRY_BUDGET seconds; once that is
+    spent, or after max_retries, the error fails the task for good.
     """
     try:
         return run_async(coroutine)
@@ -86,9 +86,10 @@ def call_llm(task, coroutine):
         if not retry.is_transient(error):
             raise
         waited = float(task.request.get("course_retry_waited") or 0)  # carried from retry to retry
-        delay = retry.delay_before_retry(error, task.request.retries, base=1.0, cap=LONGEST_COUNTDOWN)
-        if waited + delay > RETRY_BUDGET:
+        left = RETRY_BUDGET - waited
+        if left < 0.1:
             raise
+        delay = min(left, retry.delay_before_retry(error, task.request.retries, base=1.0, cap=LONGEST_COUNTDOWN))
         raise task.retry(exc=error, countdown=delay, headers={"course_retry_waited": waited + delay})
 
 
@@ -123,7 +124,7 @@ async def _ask(prompt: str, model: str | None = None, headers: dict | None = Non
     return response.choices[0].message.content or ""
 
 
-LLM_TASK = dict(bind=True, throws=(BadArguments,), max_retries=10)
+LLM_TASK = dict(bind=True, throws=(BadArguments,), max_retries=20)  # the budget usually ends it first
 
 
 # ---- the hello-world ------------------------------------------------------------------
