@@ -32,6 +32,7 @@ test: setup $(TEST_STAMP)  ## the whole test suite
 	$(BIN)/python -m pytest
 
 worker: setup            ## a Celery worker for lessons 03-05 (run it in a second terminal)
+	@$(BIN)/python -m course.jobs.redis_server start-redis   # Redis first: none answering means start one
 	$(BIN)/celery -A course worker --loglevel=info -Q high,default,low
 
 beat: setup              ## the periodic-task scheduler (one instance only)
