@@ -105,9 +105,7 @@ def local_command(service: str, port: int | None = None) -> list[str]:
         command[0] = sys.executable
     if port is not None:
         command = [c.replace("8100", str(port)).replace("5555", str(port)) for c in command]
-    command = [c.replace("0.0.0.0", "127.0.0.1") for c in command]
-    return [c.replace("/tmp/celerybeat-schedule", str(Path(os.environ.get("TMPDIR", "/tmp")) / f"beat-{port}"))
-            for c in command]
+    return [c.replace("0.0.0.0", "127.0.0.1") for c in command]
 
 
 def http_status(url: str, deadline: float, headers: dict | None = None, method: str = "GET") -> int | None:
@@ -209,7 +207,8 @@ def test_redis_started_by_the_compose_script_wants_the_password(tmp_path):
 
 
 def test_beat_starts_and_keeps_running(private_redis, tmp_path):
-    command = local_command("beat", free_port())
+    command = [c.replace("/tmp/celerybeat-schedule", str(tmp_path / "celerybeat-schedule"))
+               for c in local_command("beat")]
     process = subprocess.Popen(command, cwd=ROOT, env={**os.environ, "REDIS_URL": TEST_REDIS_URL},
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
