@@ -13,16 +13,21 @@ Recap:
 - Batch what the API lets you batch (embeddings): fewer round trips beat more concurrency.
 - Space calls under the rate limit, honour Retry-After on a 429, back off with jitter on a 5xx.
 - Give every call a deadline and a fallback, and keep each failure in its own slot.
+- Tool calls and structured output are calls like any other: run them side by side, and check
+  what comes back before you use it.
 - Make the async client inside the one event loop that uses it.
 """
 import asyncio
-import random
+import json
 import time
 from collections import Counter
+from typing import Literal
 
 import openai
+from pydantic import BaseModel, Field, ValidationError
 
 from course import llm
+from course.llm import retry
 from course.runner import run, shows, timer
 from course.samples import ARTICLE, REVIEWS
 
@@ -221,41 +226,37 @@ async def spaced_by_a_limiter(client, settings):
             "limit_rpm": RATE_LIMIT}
 
 
-def wait_before_retry(error, attempt):
-    """The server's own advice on a 429, else exponential backoff with full jitter."""
-    advice = error.response.headers.get("retry-after")
-    if isinstance(error, openai.RateLimitError) and advice:
-        return float(advice)
-    return random.uniform(0, min(8.0, 0.25 * 2 ** attempt))
-
-
 async def call_with_retry(client, limiter, seen, attempts=6, **request):
-    """Wait for a turn; retry a 429 or a 5xx, never a 4xx that will not change."""
-    for attempt in range(1, attempts + 1):
+    """Wait for a turn; retry what may work next time, as long as the server asks."""
+    for attempt in range(attempts):
         await limiter.wait()
         try:
             return await client.chat.completions.create(**request)
-        except (openai.RateLimitError, openai.InternalServerError) as error:
+        except openai.APIStatusError as error:
             seen[error.status_code] += 1
-            if attempt == attempts:
+            last = attempt == attempts - 1
+            if last or not retry.is_transient(error):
                 raise
-            await asyncio.sleep(wait_before_retry(error, attempt))
+            await asyncio.sleep(retry.delay_before_retry(
+                error, attempt, base=0.25, cap=8))
 
 
-@shows(wait_before_retry, call_with_retry)
+@shows(call_with_retry)
 async def retries_lose_nothing(client, settings):
     """Retries: honour Retry-After, back off on a 5xx
 
-    Now the server also fails 30% of the calls with a 500 (a header asks the simulator to).
-    A 429 says how long to wait; a 5xx does not, so the call backs off exponentially with
-    random jitter, and a crowd of clients does not come back all at once.
+    Now the server fails 30% of the calls with a 500, and the limiter runs a little too fast
+    (as when another client shares the key). A 429 says how long to wait: `Retry-After`, or,
+    when that is missing, when the limit resets. A 500 says nothing, so the call backs off
+    exponentially with jitter. `course/llm/retry.py` reads those headers.
 
     Result: {lost} of {calls} calls lost, after {server_errors} answers of 500 and
     {rate_limited} of 429 along the way.
     """
     await asyncio.sleep(2)  # the server's bucket refills after step 6
-    limiter, seen = RequestsPerMinute(RATE_LIMIT), Counter()
-    request = limited(settings, **{"x-sim-error-rate": "0.3"})
+    limiter, seen = RequestsPerMinute(1.2 * RATE_LIMIT), Counter()
+    faults = {"x-sim-error-rate": "0.3", "x-sim-omit-retry-after": "0.5"}
+    request = limited(settings, **faults)
     calls = [call_with_retry(client, limiter, seen, **request)
              for _ in range(CALLS)]
     outcomes = await asyncio.gather(*calls, return_exceptions=True)
@@ -314,6 +315,99 @@ async def timeout_with_fallback(client, settings):
             "deadline_s": deadline, "answer": answer}
 
 
+WEATHER_TOOL = {"type": "function", "function": {
+    "name": "get_weather", "description": "The current weather in a city",
+    "parameters": {"type": "object", "required": ["city"],
+                   "properties": {"city": {"type": "string"}}}}}
+CITIES = ["Paris", "Lagos", "Lima", "Oslo", "Pune", "Kyoto", "Quito", "Perth"]
+
+
+def get_weather(city):
+    """The tool itself: a stand-in that answers at once."""
+    return {"city": city, "celsius": 10 + len(city) * 2}
+
+
+async def tool_calls_many_at_once(client, settings):
+    """Tool calls, many at once
+
+    Given `tools`, a model asks for a function instead of guessing: a name and JSON arguments.
+    We run the function (`get_weather`, a stand-in) and send its result back as a `tool`
+    message; the second call answers with it. Each question is two calls in a row; the
+    questions run side by side.
+
+    Result: {tool_calls} tool calls for {questions} questions, and {used_the_result} answers
+    that use the tool's result, in {took_s} for all of them.
+    """
+    model, tools = settings.chat_model, [WEATHER_TOOL]
+
+    async def answer(city):
+        question = f"What is the weather in {city}?"
+        messages = [{"role": "user", "content": question}]
+        first = await client.chat.completions.create(
+            model=model, messages=messages, tools=tools)
+        asked = first.choices[0].message
+        if not asked.tool_calls:  # the model answered without the tool
+            return asked.content, None
+        call = asked.tool_calls[0]
+        weather = get_weather(**json.loads(call.function.arguments))
+        messages += [asked, {"role": "tool", "tool_call_id": call.id,
+                             "content": json.dumps(weather)}]
+        final = await client.chat.completions.create(
+            model=model, messages=messages, tools=tools)
+        return final.choices[0].message.content, weather
+
+    with timer() as took:
+        replies = await asyncio.gather(*(answer(city) for city in CITIES))
+    used = [w for text, w in replies if w and str(w["celsius"]) in text]
+    return {"questions": len(CITIES), "took_s": took.seconds,
+            "tool_calls": sum(w is not None for _, w in replies),
+            "used_the_result": len(used), "first_answer": replies[0][0]}
+
+
+class Review(BaseModel):
+    """The fields we want out of each review."""
+    sentiment: Literal["positive", "negative", "neutral"]
+    product: str
+    stars: int = Field(ge=1, le=5)
+
+
+async def structured_output_checked(client, settings):
+    """Structured output: ask for a schema, check what comes back
+
+    "Answer in JSON" (`json_object`) gets valid JSON, not necessarily the fields you need. A
+    JSON schema (`parse(response_format=Review)`) has the model fill exactly your fields.
+    Either way Pydantic checks the answer, so a bad one is caught here, not three functions
+    later.
+
+    Result: with json_object {fit_with_json_object} of {reviews} answers fit the model; with
+    the schema, {fit_with_the_schema}.
+    """
+    model = settings.chat_model
+
+    async def as_json(review):
+        response = await client.chat.completions.create(
+            model=model, response_format={"type": "json_object"},
+            messages=[{"role": "user", "content": f"As JSON: {review}"}])
+        try:
+            content = response.choices[0].message.content
+            return Review.model_validate_json(content)
+        except ValidationError:
+            return None  # valid JSON, wrong shape: caught here
+
+    async def with_schema(review):
+        response = await client.chat.completions.parse(
+            model=model, response_format=Review,
+            messages=[{"role": "user", "content": f"Extract: {review}"}])
+        return response.choices[0].message.parsed
+
+    loose = await asyncio.gather(*(as_json(r) for r in REVIEWS))
+    strict = await asyncio.gather(*(with_schema(r) for r in REVIEWS))
+    return {"reviews": len(REVIEWS),
+            "fit_with_json_object": sum(r is not None for r in loose),
+            "fit_with_the_schema": sum(r is not None for r in strict),
+            "first": strict[0].model_dump() if strict[0] else None}
+
+
 def pitfall_client_across_event_loops(settings):
     """Pitfall: one async client, two event loops
 
@@ -348,6 +442,8 @@ STEPS = [
     retries_lose_nothing,
     errors_with_return_exceptions,
     timeout_with_fallback,
+    tool_calls_many_at_once,
+    structured_output_checked,
     pitfall_client_across_event_loops,
 ]
 

@@ -57,6 +57,7 @@ def test_retries_lose_no_call_to_500s(steps):
     step = steps["retries_lose_nothing"]
     assert step["lost"] == 0
     assert step["server_errors"] >= 3  # 30% of 40 calls failed at least once: retries really ran
+    assert step["rate_limited"] >= 1  # the limiter ran above the limit: 429s were retried too
 
 
 def test_return_exceptions_keeps_each_error_in_its_slot(steps):
@@ -70,6 +71,18 @@ def test_a_hanging_model_falls_back_to_the_fast_one_after_the_deadline(steps):
     step = steps["timeout_with_fallback"]
     assert step["answered_by"] == "gpt-4o-mini"
     assert step["deadline_s"] <= step["waited_s"] < step["deadline_s"] + 2
+
+
+def test_every_question_gets_a_tool_call_and_an_answer_that_uses_its_result(steps):
+    step = steps["tool_calls_many_at_once"]
+    assert step["tool_calls"] == step["used_the_result"] == step["questions"] == 8
+    assert "Paris" in step["first_answer"]  # the tool was called with the city the question named
+
+
+def test_a_schema_gets_the_fields_a_bare_json_request_misses(steps):
+    step = steps["structured_output_checked"]
+    assert step["fit_with_json_object"] < step["fit_with_the_schema"] == step["reviews"]
+    assert step["first"]["sentiment"] == "positive" and 1 <= step["first"]["stars"] <= 5
 
 
 def test_a_client_shared_across_two_event_loops_fails(steps):
