@@ -81,6 +81,8 @@ def prepare(out: Path, runs: Path = RUNS, decks: list[Path] | None = None) -> li
     report = []
     for deck in deck_files() if decks is None else decks:
         text, what = fill(deck, runs)
+        # The copy sits one folder deeper: point ../docs/... links back at the repository.
+        text = text.replace("](../", f"]({os.path.relpath(ROOT, out)}/")
         (out / deck.name).write_text(text, encoding="utf-8")
         report.append(f"{deck.name}: {what}")
     return report

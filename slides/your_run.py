@@ -45,10 +45,12 @@ def escape(text: str) -> str:
 
 
 def headline_figures(figures: dict[str, Any]) -> list[tuple[str, str]]:
-    """The first few measured numbers of a step, as (label, value): ideals, texts and lists left out."""
+    """The first few measured numbers of a step, as (label, value): ideals, texts, lists and the
+    figures the lesson keeps only for the record (`_name`) left out."""
     chosen = []
     for name, value in figures.items():
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or name.startswith("ideal_"):
+        if (isinstance(value, bool) or not isinstance(value, (int, float))
+                or name.startswith(("ideal_", "_"))):
             continue
         chosen.append((shorten(label(name), LABEL_CHARS), figure(name, value)))
         if len(chosen) == FIGURES_PER_STEP:
@@ -58,7 +60,7 @@ def headline_figures(figures: dict[str, Any]) -> list[tuple[str, str]]:
 
 def step_name(step: dict[str, Any]) -> str:
     """ "gather: start them all, wait once" -> "gather": the idea the step is named after."""
-    title = str(step.get("title") or "")
+    title = str(step.get("title") or "").replace("`", "")
     head, colon, _ = title.partition(":")
     return shorten(head.strip() if colon else title.strip(), STEP_CHARS)
 
