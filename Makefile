@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
 
-.PHONY: setup course lesson test worker beat flower doctor simulator stop-redis bench stack slides clean
+.PHONY: setup course lesson test worker beat flower doctor simulator api stop-redis bench stack slides clean
 
 setup: $(STAMP)
 
@@ -49,6 +49,10 @@ doctor: setup            ## check Redis, the worker and the LLM endpoint
 simulator: setup         ## the simulated LLM on a fixed port (SIM_PORT, default 8100)
 	$(BIN)/python -m course.llm.simulator
 
+# 127.0.0.1 by default (API_HOST); callers and limits from API_TOKENS and API_MAX_* (see .env.example).
+api: setup               ## the job API and its page on http://127.0.0.1:8000 (API_PORT); jobs wait for make worker
+	$(BIN)/python -m course.api
+
 stop-redis: setup        ## stop the redis-server the course started
 	$(BIN)/python -m course.jobs.redis_server stop-redis
 
@@ -63,6 +67,7 @@ bench: setup             ## the benchmarks; each prints its measured figures
 	$(BIN)/python bench/rate_limited.py --calls 300 --rpm 600
 	$(BIN)/python bench/simulator_capacity.py
 	$(BIN)/python bench/celery_throughput.py
+	$(BIN)/python bench/job_api.py
 
 stack:                   ## the shared stack in Docker (needs REDIS_PASSWORD, SIM_ADMIN_KEY, FLOWER_BASIC_AUTH in .env)
 	docker compose up -d

@@ -37,6 +37,7 @@ from course.settings import settings
 PAGE = Path(__file__).parent / "static"
 POLL_AGAIN_SECONDS = 1  # Retry-After on an unfinished job
 BUSY_RETRY_SECONDS = 5  # Retry-After on a 429: about the time a short job takes
+REDIS_CONNECTIONS = 50  # the most Redis connections one API process opens
 Owner = Annotated[str, Depends(auth.caller)]
 JobId = Annotated[str, PathParam(max_length=64)]
 
@@ -44,8 +45,11 @@ JobId = Annotated[str, PathParam(max_length=64)]
 def create_app(redis_url: str | None = None) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
-        client = aioredis.Redis.from_url(redis_url or settings.redis_url, decode_responses=True,
-                                         socket_connect_timeout=2, socket_timeout=5)
+        # A bounded pool that makes a request wait for a free connection rather than fail.
+        pool = aioredis.BlockingConnectionPool.from_url(
+            redis_url or settings.redis_url, max_connections=REDIS_CONNECTIONS, timeout=10,
+            decode_responses=True, socket_connect_timeout=2, socket_timeout=5)
+        client = aioredis.Redis(connection_pool=pool)
         app.state.store, app.state.workers = Store(client), WorkerWatch()
         app.state.workers.start()
         await app.state.store.prepare()  # the first job need not wait for the store ...
@@ -155,7 +159,7 @@ def add_routes(app: FastAPI) -> None:
     async def stream_record(request: Request, job_id: str, token: str | None) -> dict:
         """The job whose stream may be opened: by its own stream token, or by its owner's bearer token."""
         if token is None:
-            return await owned(request, job_id, auth.caller(request))
+            return await owned(request, job_id, await auth.caller(request))
         record = await store(request).get(job_id)
         if record is None or not auth.stream_token_owner(token, job_id, record["owner"]):
             raise HTTPException(401, "This events link has expired or is not for this job: GET /jobs/<id> "

@@ -60,8 +60,9 @@ def owner_of(token: str) -> str | None:
     return found
 
 
-def caller(request: Request) -> str:
-    """FastAPI dependency: the owner named by `Authorization: Bearer <token>`, else 401."""
+async def caller(request: Request) -> str:
+    """FastAPI dependency: the owner named by `Authorization: Bearer <token>`, else 401.
+    (async although it never waits: FastAPI runs a plain function in a thread, a cost per request)"""
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise HTTPException(401, "Send your token: Authorization: Bearer <token> (API_TOKENS lists them).",

@@ -53,8 +53,9 @@ async def _invalid(request: Request, error: RequestValidationError) -> JSONRespo
 
 
 async def _redis_down(request: Request, error: Exception) -> JSONResponse:
-    log.error("Redis does not answer: %s", error)
-    return problem(503, "The job store (Redis) does not answer; try again shortly.", headers={"Retry-After": "5"})
+    log.error("Redis (or Celery's broker) did not answer: %s", error)
+    return problem(503, "The job store (Redis) does not answer or is too busy; try again shortly.",
+                   headers={"Retry-After": "5"})
 
 
 async def _bug(request: Request, error: Exception) -> JSONResponse:

@@ -61,20 +61,24 @@ class Store:
 
     async def create(self, owner: str, kind: str, total: int, max_active: int) -> dict | None:
         """A new queued job of `owner`; None when the owner is over its share of unfinished jobs."""
-        await self._forget_finished(owner)
-        job_id = str(uuid.uuid4())
+        job_id, created = str(uuid.uuid4()), text_jobs.now()
         first = text_jobs.event(job_id, "queued", 0, total)
         keys = [job_key(job_id), events_key(job_id), owner_jobs_key(owner), active_key(owner), NUMBERS]
-        args = [job_id, owner, kind, total, text_jobs.now(), max_active, KEEP_SECONDS, first]
-        if not await self._create(keys=keys, args=args):
-            return None
-        return await self.get(job_id)
+        args = [job_id, owner, kind, total, created, max_active, KEEP_SECONDS, first]
+        number = await self._create(keys=keys, args=args)
+        if not number:
+            # Over the share, as the set says: drop what it still holds of finished or expired
+            # jobs (a worker that died mid-job, a record that expired), then try once more.
+            if not await self._forget_finished(owner) or not (number := await self._create(keys=keys, args=args)):
+                return None
+        return {"id": job_id, "owner": owner, "kind": kind, "status": "queued", "current": 0, "total": total,
+                "created_at": created, "number": number, "events": 1}  # as CREATE wrote it
 
-    async def _forget_finished(self, owner: str) -> None:
-        """Drop ids from the owner's active set whose job is final or gone (expired unfinished)."""
+    async def _forget_finished(self, owner: str) -> int:
+        """Drop ids from the owner's active set whose job is final or gone; how many were dropped."""
         active = await self.redis.smembers(active_key(owner))
         if not active:
-            return
+            return 0
         async with self.redis.pipeline(transaction=False) as pipe:
             for job_id in active:
                 pipe.hget(job_key(job_id), "status")
@@ -82,6 +86,7 @@ class Store:
         stale = [job_id for job_id, status in zip(active, statuses) if status is None or status in FINAL]
         if stale:
             await self.redis.srem(active_key(owner), *stale)
+        return len(stale)
 
     async def get(self, job_id: str) -> dict | None:
         """The record with `events` (how many so far), or None for an unknown or expired id."""
