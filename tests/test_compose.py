@@ -19,7 +19,7 @@ from conftest import ROOT, TEST_REDIS_URL, free_port
 
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 SERVICES = COMPOSE["services"]
-COURSE_SERVICES = ("simulator", "worker", "beat", "flower")
+COURSE_SERVICES = ("simulator", "worker", "beat", "flower", "api")
 
 
 def required(name: str) -> re.Pattern:
@@ -29,7 +29,7 @@ def required(name: str) -> re.Pattern:
 
 def test_compose_has_the_shared_stack_and_no_obsolete_version_key():
     assert "version" not in COMPOSE
-    assert set(SERVICES) == {"redis", "simulator", "worker", "beat", "flower"}
+    assert set(SERVICES) == {"redis", "simulator", "worker", "beat", "flower", "api"}
 
 
 def test_redis_is_pinned_persistent_and_healthchecked():
@@ -43,7 +43,8 @@ def test_redis_is_pinned_persistent_and_healthchecked():
 def test_every_published_port_is_on_127_0_0_1_only():
     published = {name: service.get("ports", []) for name, service in SERVICES.items()}
     assert published == {"redis": ["127.0.0.1:6379:6379"], "simulator": ["127.0.0.1:8100:8100"],
-                         "flower": ["127.0.0.1:5555:5555"], "worker": [], "beat": []}
+                         "flower": ["127.0.0.1:5555:5555"], "api": ["127.0.0.1:8000:8000"], "worker": [],
+                         "beat": []}
 
 
 def test_redis_requires_a_password_that_no_command_line_shows():
@@ -179,6 +180,24 @@ def test_make_flower_listens_on_loopback_only(private_redis):
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         assert http_status(f"http://127.0.0.1:{port}/healthcheck", time.monotonic() + 30) == 200
+        assert listening_addresses(port) == {"127.0.0.1"}
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+def test_the_api_waits_for_healthy_redis_and_its_command_answers_its_healthcheck(private_redis):
+    api = SERVICES["api"]
+    assert api["depends_on"]["redis"]["condition"] == "service_healthy"
+    health_url = re.search(r"urlopen\('([^']+)'\)", api["healthcheck"]["test"][-1]).group(1)
+    port = free_port()
+    command = [sys.executable if c == "python" else c.replace("0.0.0.0", "127.0.0.1").replace("8000", str(port))
+               for c in api["command"]]
+    process = subprocess.Popen(command, cwd=ROOT, env={**os.environ, "REDIS_URL": TEST_REDIS_URL},
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        assert http_status(health_url.replace("8000", str(port)), time.monotonic() + 30) == 200
+        assert http_status(f"http://127.0.0.1:{port}/jobs", time.monotonic() + 5) == 401  # callers need a token
         assert listening_addresses(port) == {"127.0.0.1"}
     finally:
         process.terminate()
