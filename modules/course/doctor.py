@@ -14,7 +14,8 @@ from urllib.parse import urlsplit
 from rich.console import Console
 from rich.text import Text
 
-from course.jobs import redis_server, workers
+from course.jobs import dead_letters, redis_server, workers
+from course.jobs.celery_app import RESTORE_EVERY, VISIBILITY_TIMEOUT
 from course.settings import settings
 
 COURSE_TASKS = {"course.jobs.tasks.add", "course.jobs.tasks.chat_completion", "course.jobs.tasks.embed_batch"}
@@ -23,6 +24,13 @@ PENDING_FOREVER = (
     "sent to (check the worker line above and its -Q), or the id is unknown or mistyped: Celery "
     "answers PENDING for any id it has never seen."
 )
+RECOVERY = (
+    f"A worker killed mid-task (kill -9, the OOM killer, a crash) leaves its tasks unacknowledged: they "
+    f"run again on a worker alive by then only after the visibility timeout, {VISIBILITY_TIMEOUT:g} s "
+    f"(CELERY_VISIBILITY_TIMEOUT), plus up to {RESTORE_EVERY} s. Lower it for a faster recovery, but keep "
+    f"it above your longest task. A worker stopped with Ctrl-C or TERM finishes its tasks first."
+)
+MiB = 1024 * 1024
 
 
 @dataclass
@@ -48,7 +56,28 @@ def check_redis() -> list[Check]:
                             "append-only file on: queued tasks survive a restart" if persistent
                             else "off: a Redis restart loses every queued task",
                             "" if persistent else "redis-cli config set appendonly yes"))
+    checks.append(check_memory(redis_server.connect(url)))
+    dead = dead_letters.count()
+    checks.append(Check(True if not dead else None, "Dead letters", f"{dead} task(s) failed for good",
+                        "python -m course.jobs.dead_letters   (list, show, replay, delete)"))
     return checks
+
+
+def check_memory(client) -> Check:
+    used, limit, policy = redis_server.memory(client)
+    if policy != "noeviction":
+        return Check(False, "Redis memory", f"maxmemory-policy {policy}: a full Redis deletes keys, queued "
+                     "tasks and results among them", "redis-cli config set maxmemory-policy noeviction")
+    if not limit:
+        return Check(None, "Redis memory", f"{used / MiB:.1f} MiB used, no limit: a flood of tasks can take "
+                     "all the machine's memory", f"redis-cli config set maxmemory {settings.redis_maxmemory}")
+    share = used / limit
+    detail = f"{used / MiB:.1f} MiB used of {limit / MiB:.0f} MiB ({share:.0%}); when full, new tasks are refused"
+    if share < 0.8:
+        return Check(True, "Redis memory", detail)
+    return Check(None if share < 1 else False, "Redis memory", detail,
+                 "free room: purge queues you do not need (celery -A course purge -Q low), delete dead letters "
+                 "(python -m course.jobs.dead_letters), or raise REDIS_MAXMEMORY")
 
 
 def _redis_fix(url: str) -> str:
@@ -92,8 +121,9 @@ def check_worker() -> list[Check]:
         Check(not missing_tasks, "Course tasks", f"{len(registered)} registered"
               + (f"; missing {', '.join(sorted(missing_tasks))}" if missing_tasks else ""),
               "" if not missing_tasks else f"start the worker from the repo root: {workers.WORKER_COMMAND}"),
-        Check(events, "Task events", "on (Flower can follow tasks)" if events else "off",
-              "" if events else "celery -A course control enable_events"),
+        Check(True, "Task events", "on (Flower can follow tasks)" if events else
+              "off, the course's default: they cost a Redis write per task state; Flower turns them on "
+              "in the workers it watches"),
     ]
 
 
@@ -132,7 +162,7 @@ def main() -> int:
         if check.fix and check.ok is not True:
             line.append(f"\n    fix: {check.fix}", style="cyan")
         console.print(line)
-    console.print(Text(f"\n{PENDING_FOREVER}", style="dim"))
+    console.print(Text(f"\n{PENDING_FOREVER}\n\n{RECOVERY}", style="dim"))
     return 1 if any(check.ok is False for check in checks) else 0
 
 
