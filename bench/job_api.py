@@ -190,9 +190,10 @@ def main() -> int:
         figures = load(api)
         took = time.perf_counter() - started
     finally:
-        for running in (api, worker):
-            if running is not None:
-                running.stop()
+        if api is not None:
+            api.close()
+        if worker is not None:
+            worker.stop()
         simulator.stop()
         if PRIVATE_REDIS:
             redis_server.stop_redis(url, folder)

@@ -42,7 +42,7 @@ def simulator():
 def api(private_redis, tmp_path_factory):
     running = RunningApi(env=api_env(), log=tmp_path_factory.mktemp("api") / "api.log").start()
     yield running
-    running.stop()
+    running.close()
 
 
 def client(api: RunningApi, owner: str = "alice") -> httpx.Client:

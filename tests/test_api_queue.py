@@ -20,7 +20,7 @@ def api(private_redis, tmp_path_factory):
     app.control.purge()  # nothing left over from another module's tests
     running = RunningApi(env=api_env(), log=tmp_path_factory.mktemp("api") / "api.log").start()
     yield running
-    running.stop()
+    running.close()
 
 
 def worker_seen(api: RunningApi, expected: bool, timeout: float = 15) -> bool:

@@ -45,7 +45,7 @@ def api(private_redis, tmp_path_factory):
     app.control.purge()
     running = RunningApi(env=api_env(), log=tmp_path_factory.mktemp("api") / "api.log").start()
     yield running
-    running.stop()
+    running.close()
 
 
 @pytest.fixture(scope="module")

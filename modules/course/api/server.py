@@ -3,10 +3,10 @@
     api = RunningApi().start()          # python -m course.api on a free port of 127.0.0.1
     alice, bob = api.callers()          # httpx clients with the first two callers' tokens
     api.kill(); api.start()             # a crash, then the same API again on the same port
-    api.stop()
+    api.close()                         # stop it, and close the clients
 
 A lesson asks for it as `api` (course/runner/providers.py): `lesson_api()` starts it with Redis
-and says where it runs; the runner stops it when the lesson ends.
+and says where it runs; the runner closes it when the lesson ends.
 """
 from __future__ import annotations
 
@@ -77,10 +77,14 @@ class RunningApi:
         tail = self.log.read_text()[-2000:] if self.log.exists() else "(no log)"
         raise Stop(f"The job API did not come up on {self.url} within {timeout:g} s. The end of {self.log}:\n{tail}")
 
-    def stop(self, timeout: float = 10) -> None:
-        """A graceful stop (SIGTERM: requests in flight and their background tasks finish)."""
+    def close(self) -> None:
+        """Stop the API and close the clients it gave out: the end of a lesson or a test."""
+        self.stop()
         for client in self._clients:
             client.close()
+
+    def stop(self, timeout: float = 10) -> None:
+        """A graceful stop (SIGTERM: requests in flight and their background tasks finish)."""
         if self.process is None or self.process.poll() is not None:
             return
         self.process.terminate()

@@ -21,7 +21,7 @@ PROVIDERS: dict[str, tuple[str, str | None]] = {
     "app": ("course.jobs.celery_app:app", None),
     "redis": ("course.jobs.redis_server:ensure_redis", None),  # starts redis-server on localhost if none answers
     "worker": ("course.jobs.workers:ensure_worker", "stop"),  # stopped at the end if started for the lesson
-    "api": ("course.api.server:lesson_api", "stop"),  # the job API (lesson 07), on a free port, stopped at the end
+    "api": ("course.api.server:lesson_api", "close"),  # the job API (lesson 07), on a free port, stopped at the end
 }
 
 
