@@ -112,9 +112,10 @@ def reconnect_with_last_event_id(api, worker):
     job = alice.post("/jobs", json={"kind": "sentiment",
                                     "texts": REVIEWS}).json()
     url = job["links"]["events"]
-    first = list(itertools.islice(events(alice, url), 3))  # then hang up
-    time.sleep(0.5)
-    rest = list(events(alice, url, last_event_id=first[-1]["id"]))
+    first = list(itertools.islice(events(alice, url), 3))
+    time.sleep(0.5)  # hung up; the job goes on meanwhile
+    last_seen = first[-1]["id"]
+    rest = list(events(alice, url, last_event_id=last_seen))
     ids = [event["id"] for event in first + rest]
 
     return {"ids_before_the_drop": [e["id"] for e in first],
@@ -293,7 +294,7 @@ def background_tasks_vs_celery(api, worker):
         job = {"kind": "summary", "texts": [ARTICLE]}
         jobs = [alice.post("/jobs", json=job) for _ in range(3)]
         if kill:
-            api.kill()   # SIGKILL: nothing in the process gets to finish
+            api.kill()   # SIGKILL: no time to finish anything
             api.start()  # the same API again: same port, same Redis
         finals = [poll(alice, j.headers["location"])[-1] for j in jobs]
         time.sleep(1)  # time enough for any audit record still on its way
