@@ -89,7 +89,7 @@ def states_until_done(result, every=0.01, seconds=60):
     return changes
 
 
-@shows(tasks.flaky_llm_call.run)
+@shows(tasks.call_llm)
 def retries_with_backoff(worker):
     """Retries with exponential backoff and jitter
 

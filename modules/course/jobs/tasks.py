@@ -85,12 +85,15 @@ def call_llm(task, coroutine):
     except Exception as error:
         if not retry.is_transient(error):
             raise
-        waited = float(task.request.get("course_retry_waited") or 0)  # carried from retry to retry
+        # The time waited so far travels with the task, retry to retry.
+        waited = float(task.request.get("course_retry_waited") or 0)
         left = RETRY_BUDGET - waited
         if left < 0.1:
             raise
-        delay = min(left, retry.delay_before_retry(error, task.request.retries, base=1.0, cap=LONGEST_COUNTDOWN))
-        raise task.retry(exc=error, countdown=delay, headers={"course_retry_waited": waited + delay})
+        delay = min(left, retry.delay_before_retry(
+            error, task.request.retries, base=1.0, cap=LONGEST_COUNTDOWN))
+        raise task.retry(exc=error, countdown=delay,
+                         headers={"course_retry_waited": waited + delay})
 
 
 def store() -> redis.Redis:
@@ -192,11 +195,14 @@ def combine_analysis(self, results):
 
 @app.task(**LLM_TASK)
 def flaky_llm_call(self, key, fail_first):
-    """The simulator answers 500 to the first `fail_first` calls with this key; retried until it works."""
+    """The simulator answers 500 to the first `fail_first` calls with this key;
+    call_llm retries the task until it works."""
     if not isinstance(fail_first, int) or fail_first < 0:
-        raise BadArguments(f"fail_first must be a whole number >= 0, got {fail_first!r}")
-    headers = {"x-sim-fail-first": str(fail_first), "x-sim-fail-key": _text(key, "key")}
-    answer = call_llm(self, _ask("Say hello.", headers=headers, max_tokens=20))
+        raise BadArguments(f"fail_first must be a whole number >= 0, "
+                           f"got {fail_first!r}")
+    headers = {"x-sim-fail-first": str(fail_first),
+               "x-sim-fail-key": _text(key, "key")}
+    answer = call_llm(self, _ask("Hello?", headers=headers, max_tokens=20))
     return {"attempts": self.request.retries + 1, "answer": answer}
 
 

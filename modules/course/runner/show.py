@@ -45,14 +45,22 @@ def code(step: Callable) -> Panel:
 
 
 def source_of(thing: Callable) -> str:
-    """The source of a function or class, without its docstring (the runner showed it)."""
+    """The source of a function or class, without its docstring (the runner showed it) and
+    without `@shows(...)` (how the runner shows it, not what it teaches)."""
     lines = textwrap.dedent(inspect.getsource(thing)).splitlines()
     tree = ast.parse("\n".join(lines))
     node = tree.body[0]
+    drop: list[tuple[int, int]] = []
     body = node.body
     if (inspect.isfunction(thing) or inspect.ismethod(thing)) and body and isinstance(body[0], ast.Expr) \
             and isinstance(body[0].value, ast.Constant) and isinstance(body[0].value.value, str):
-        del lines[body[0].lineno - 1:body[0].end_lineno]
+        drop.append((body[0].lineno, body[0].end_lineno))
+    for decorator in getattr(node, "decorator_list", []):
+        called = decorator.func if isinstance(decorator, ast.Call) else decorator
+        if getattr(called, "id", getattr(called, "attr", None)) == "shows":
+            drop.append((decorator.lineno, decorator.end_lineno))
+    for first, last in sorted(drop, reverse=True):
+        del lines[first - 1:last]
     return "\n".join(lines)
 
 
