@@ -37,7 +37,10 @@ def test_every_make_command_in_the_guides_and_readme_exists():
     targets = set(re.findall(r"^([a-z-]+):", (ROOT / "Makefile").read_text(), re.MULTILINE))
     texts = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
     for text in texts:
-        for target in re.findall(r"\bmake ([a-z][a-z-]*)", text.read_text()):
+        # A command is code: `make x` inline, or a line of a fenced block that starts with make.
+        commands = re.findall(r"`make ([a-z][a-z-]*)", text.read_text())
+        commands += re.findall(r"^make ([a-z][a-z-]*)", text.read_text(), re.MULTILINE)
+        for target in commands:
             assert target in targets, f"{text.name} names `make {target}`, which the Makefile lacks"
 
 
