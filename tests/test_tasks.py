@@ -103,3 +103,14 @@ def test_a_result_keeps_small_arguments_and_only_a_digest_of_large_ones(worker):
     assert large.queue == "low" and large.worker and large.kwargs == {"batch_size": 6}
     assert large.args[0].startswith("<1") and "bytes, sha256" in large.args[0]
     assert redis_server.connect().memory_usage(f"celery-task-meta-{large.id}") < 4096
+
+
+def test_a_late_state_write_never_hides_a_success(private_redis):
+    from celery.result import AsyncResult
+
+    task_id = f"late-{uuid.uuid4()}"
+    tasks.app.backend.store_result(task_id, 42, "SUCCESS")
+    tasks.app.backend.store_result(task_id, {"pid": 1}, "STARTED")  # a second copy starting late
+    tasks.app.backend.store_result(task_id, RuntimeError("late"), "FAILURE")
+    assert AsyncResult(task_id, app=tasks.app).state == "SUCCESS"
+    assert AsyncResult(task_id, app=tasks.app).result == 42
