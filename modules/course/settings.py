@@ -97,6 +97,11 @@ class Settings:
     # How many entries the dead letter store keeps; past it, the oldest are dropped (and logged).
     dead_letters_max: int = int(_number("DEAD_LETTERS_MAX", 1000))
 
+    # The worker's Prometheus metrics (course/jobs/metrics.py): where each worker serves /metrics.
+    # Port taken (a second worker on this machine): a free one, said in the worker's log.
+    metrics_host: str = _text("METRICS_HOST", "127.0.0.1")
+    metrics_port: int = int(_number("METRICS_PORT", 9808))
+
     # The step runner.
     no_pause: bool = _text("COURSE_NO_PAUSE") not in ("", "0", "false")
 

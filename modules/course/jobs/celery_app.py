@@ -16,7 +16,11 @@ from course.settings import DATA, settings
 
 # Every task is a CourseTask: it counts its deliveries, refuses a countdown that would make it run
 # twice, and lands in the dead letter store when it fails for good (see deliveries.py).
-app = Celery("course", broker=settings.redis_url, backend=settings.redis_url, include=["course.jobs.tasks", "course.jobs.text_jobs"],
+# What a worker imports at start: the tasks, and (lesson 09) the signal handlers that count its
+# metrics and put each task's name and id on its log lines.
+WORKER_MODULES = ["course.jobs.tasks", "course.jobs.text_jobs", "course.jobs.llm_job",
+                  "course.jobs.metrics", "course.jobs.logs"]
+app = Celery("course", broker=settings.redis_url, backend=settings.redis_url, include=WORKER_MODULES,
              task_cls="course.jobs.deliveries:CourseTask")
 # Results come from a Redis backend that keeps a digest of large arguments, not the arguments.
 app.loader.override_backends = {"redis": "course.jobs.results:CompactRedisBackend"}
@@ -31,7 +35,7 @@ HARD_TIME_LIMIT = round(VISIBILITY_TIMEOUT * 0.8)
 LONGEST_COUNTDOWN = VISIBILITY_TIMEOUT - HARD_TIME_LIMIT
 RETRY_BACKOFF_MAX = min(60, LONGEST_COUNTDOWN)
 # The most an LLM task waits between its attempts, in all, before it fails for good.
-RETRY_BUDGET = round(VISIBILITY_TIMEOUT / 2)
+RETRY_BUDGET = round(VISIBILITY_TIMEOUT * 0.8)
 # Seconds between a worker's looks for messages whose worker died (unacked past the visibility
 # timeout). Kombu's default is one look per 100 s: a dead worker's tasks came back after the
 # visibility timeout plus up to 100 s.
