@@ -19,7 +19,7 @@ def faulty_llm_worker(private_redis):
     with launcher.start(speed=20, extra_args=["--error-rate", str(ERROR_RATE), "--rpm", str(RPM)]) as sim:
         with pytest.MonkeyPatch.context() as env:
             env.setenv("OPENAI_BASE_URL", sim.base_url)
-            env.setenv("CELERY_VISIBILITY_TIMEOUT", "60")  # each wait at most 12 s, 30 s of waiting in all
+            env.setenv("CELERY_VISIBILITY_TIMEOUT", "60")  # each wait at most 12 s, 48 s of waiting in all
             worker = workers.start_worker(extra=("--concurrency", "4"))
         try:
             yield sim
