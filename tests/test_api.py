@@ -204,9 +204,11 @@ def test_a_reconnection_with_last_event_id_misses_nothing_and_repeats_nothing(ap
     ids = [event["id"] for event in first + rest]
     assert ids == list(range(ids[0], ids[-1] + 1)) and rest[-1]["event"] == "done"
     # Once the client has seen the end, a reconnection is told to stop: 204.
-    again = client(api).get(job["links"]["events"], headers={"Last-Event-ID": str(ids[-1])})
+    again = client(api).get(job["links"]["events"], headers={"Last-Event-ID": str(ids[-1])}, timeout=5)
     assert again.status_code == 204 and not again.content
     is_problem(client(api).get(job["links"]["events"], headers={"Last-Event-ID": "seven"}), 400)
+    # An id the job never had starts afresh: the current state, here the end.
+    assert [e["event"] for e in events(client(api), job["links"]["events"], last_event_id=999)] == ["done"]
 
 
 def test_a_stream_token_opens_its_own_job_only_and_not_for_long(api, worker):

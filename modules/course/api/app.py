@@ -142,6 +142,8 @@ def add_routes(app: FastAPI) -> None:
         if last_event_id is not None and not last_event_id.strip().isdigit():
             raise HTTPException(400, "Last-Event-ID must be the whole number of an event this stream sent.")
         seen = int(last_event_id) if last_event_id is not None else None
+        if seen is not None and seen > record["events"]:
+            seen = None  # an id this job never had: start afresh, with the current state
         if events.finished_and_seen(record, seen):
             return Response(status_code=204)  # EventSource stops reconnecting on 204
         return EventSourceResponse(events.job_events(store(request), record, seen), send_timeout=30)
