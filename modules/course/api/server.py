@@ -42,6 +42,7 @@ class RunningApi:
         self.log = log
         self.process: subprocess.Popen | None = None
         self._clients: list[httpx.Client] = []
+        self._pair: tuple[httpx.Client, httpx.Client] | None = None
 
     @property
     def tokens(self) -> dict[str, str]:
@@ -111,7 +112,7 @@ class RunningApi:
         owners = list(self.tokens)
         if len(owners) < 2:
             raise Stop("This needs two callers in API_TOKENS (owner:token,owner:token); it has one.")
-        if not hasattr(self, "_pair"):
+        if self._pair is None:
             self._pair = (self.caller(owners[0]), self.caller(owners[1]))
         return self._pair
 
