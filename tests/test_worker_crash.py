@@ -97,7 +97,7 @@ def test_a_task_running_when_redis_is_killed_finishes_once(private_redis, simula
         redis_server.start_redis(TEST_REDIS_PORT, private_redis)  # same folder: it reads its append-only file
         assert job.get(timeout=60) == {"steps": 4, "run": 1}
         # Acknowledged on the reconnected channel: nothing left that Redis could hand out again.
-        assert wait_for(lambda: redis_server.connect().hlen("unacked") == 0, 5)
+        assert wait_for(lambda: redis_server.connect().hlen("unacked") == 0, 10)
         assert tasks.runs_of(job.id) == 1
         assert worker.process.poll() is None and tasks.add.delay(1, 2).get(timeout=10) == 3
     finally:
