@@ -21,6 +21,7 @@ Recap:
 - RQ is a fine small queue; Celery when you need routing, workflows, beat and the safety settings.
 """
 import re
+import textwrap
 import time
 
 from celery import group
@@ -35,6 +36,8 @@ from course.runner import Stop, run, shows, timer
 from course.samples import ARTICLE, REVIEWS
 
 SUMMARISE = llm_job.summarise_task.name
+CELERY_APP = "course.jobs.celery_app"  # the module that configures Celery
+PREFORK = ("--pool", "prefork")  # a process per slot, whatever make worker uses
 
 
 def flower_behind_a_login(worker):
@@ -48,11 +51,10 @@ def flower_behind_a_login(worker):
     /metrics without the login: {metrics_without_login}.
     """
     with running_flower() as flower:
-        results = [llm_job.summarise_task.delay(text) for text in REVIEWS[:4]]
+        results = [llm_job.summarise_task.delay(t) for t in REVIEWS[:4]]
         [result.get(timeout=60) for result in results]
-        seen = {}
-        for _ in range(50):  # events reach Flower a moment after the tasks end
-            seen = metrics.scrape(f"{flower.url}/metrics", auth=flower.login)
+        for _ in range(50):  # events reach Flower a moment after the end
+            seen = metrics.scrape(f"{flower.url}/metrics", flower.login)
             done = metrics.total(seen, "flower_events_total",
                                  type="task-succeeded", task=SUMMARISE)
             if done >= len(results):
@@ -71,9 +73,8 @@ def scrape_the_workers(worker):
     """Where each worker's /metrics is (it writes it to Redis at start)."""
     found = metrics.endpoints(worker.names)
     if not found:
-        raise Stop(
-            "Your worker serves no metrics: it started before this lesson's "
-            "code. Restart it (Ctrl-C, then make worker) and run the lesson.")
+        raise Stop("Your worker serves no metrics: it is older than this "
+                   "lesson. Restart it (Ctrl-C, make worker), then rerun.")
     return found
 
 
@@ -89,30 +90,20 @@ def metrics_from_task_signals(worker):
     {tokens} tokens, {cost} at list prices.
     """
     urls = scrape_the_workers(worker).values()
-    before = [metrics.scrape(url) for url in urls]
+    before = metrics.scrape_all(urls)
     batch = [llm_job.summarise_task.s(text) for text in REVIEWS[:8]]
     flaky = tasks.flaky_llm_call.delay(f"lesson-09-{time.time()}", 1)
     failing = tasks.failing_task.delay()
     group(batch).apply_async().get(timeout=120)
     flaky.get(timeout=120)
     failing.get(timeout=60, propagate=False)
-    grown = {}
-    for url, earlier in zip(urls, before):
-        for key, value in metrics.increase(earlier, metrics.scrape(url)).items():
-            grown[key] = grown.get(key, 0) + value
+    grown = metrics.increase(before, metrics.scrape_all(urls))
 
     def seen(name, **labels):
         return metrics.total(grown, name, **labels)
 
-    rows = [{"task": name.rpartition(".")[2],
-             "runs": seen("course_tasks_total", task=name),
-             "mean_ms": 1000 * seen("course_task_duration_seconds_sum",
-                                    task=name)
-             / max(1, seen("course_task_duration_seconds_count", task=name)),
-             "retries": seen("course_task_retries_total", task=name),
-             "failures": seen("course_task_failures_total", task=name)}
-            for name in (SUMMARISE, flaky.name, failing.name)]
-    return {"by_task": rows,
+    names = [SUMMARISE, flaky.name, failing.name]
+    return {"by_task": metrics.by_task(grown, names),
             "succeeded": seen("course_tasks_total", task=SUMMARISE,
                               state="SUCCESS"),
             "retries": seen("course_task_retries_total"),
@@ -135,7 +126,7 @@ def queue_length_at_scrape_time(worker):
     url = next(iter(scrape_the_workers(worker).values()))
     texts = (REVIEWS * 4)[:24]
     with timer() as took:
-        sent = group(llm_job.summarise_task.s(t) for t in texts).apply_async()
+        sent = group(llm_job.summarise_task.s(t) for t in texts)()
         first = metrics.scrape(url)
         sent.get(timeout=180)
     last = metrics.scrape(url)
@@ -157,21 +148,22 @@ def one_job_through_the_log():
     Result: {lines_about_it} of the log's {log_lines} lines are about the flaky task, from
     `received` to `succeeded`.
     """
-    with lesson_worker("lesson09-logs", "--concurrency", "2") as worker:
+    queue = "lesson09-logs"
+    with lesson_worker(queue, *PREFORK, "--concurrency", "2") as worker:
         flaky = tasks.flaky_llm_call.apply_async(
-            (f"lesson-09-log-{time.time()}", 1), queue="lesson09-logs")
-        others = [llm_job.summarise_task.apply_async((text,),
-                  queue="lesson09-logs") for text in REVIEWS[:3]]
+            (f"lesson-09-log-{time.time()}", 1), queue=queue)
+        others = [llm_job.summarise_task.apply_async((text,), queue=queue)
+                  for text in REVIEWS[:3]]
         [result.get(timeout=120) for result in [flaky, *others]]
         log = worker.log.read_text()
 
     story = lines_of(log, flaky.id)
-    short = [re.sub(r"^\[(\S+) (\w+) (\S+)\] \S+ ", r"\1 \2 \3 ",
-                    line.replace(flaky.id, flaky.id[:8]))[:120]
-             for line in story]
-    return {"grep": [{"line": line} for line in short],
+    task = f"{flaky.name}[{flaky.id}]"
+    shown = [textwrap.shorten(line.replace(task, "<task>"), 130,
+                              placeholder=" [...]") for line in story]
+    return {"grep": [{"line": line} for line in shown],
             "lines_about_it": len(story),
-            "log_lines": len(log.splitlines()), "task_id": flaky.id}
+            "log_lines": len(log.splitlines()), "task": task}
 
 
 def what_eager_mode_hides():
@@ -186,14 +178,15 @@ def what_eager_mode_hides():
     runs = run_example_tests("test_what_eager_hides.py")
     checks = {}
     for test in runs:
-        name, mode = re.fullmatch(r"test_(\w+)\[(\w+)\]", test["test"]).groups()
-        checks.setdefault(name, {"test": name.replace("_", " ")})
-        checks[name][mode] = "passed" if test["passed"] else "failed"
-        if mode == "worker" and not test["passed"]:
-            checks[name]["on_the_worker"] = test["why"][:34]
+        name, mode = re.fullmatch(r"test_(\w+)\[(\w+)\]",
+                                  test["test"]).groups()
+        row = checks.setdefault(name, {"test": name.replace("_", " ")})
+        row[mode] = "passed" if test["passed"] else "failed"
+        if mode == "worker" and not test["passed"]:  # the exception's name
+            row["why"] = test["why"].partition(":")[0].rpartition(".")[2]
     rows = list(checks.values())
-    return {"tests": rows, "checks": len(rows),
-            "hidden": sum(r["eager"] == "passed" != r["worker"] for r in rows)}
+    hidden = [r for r in rows if r["eager"] == "passed" != r["worker"]]
+    return {"tests": rows, "checks": len(rows), "hidden": len(hidden)}
 
 
 def tests_worth_keeping():
@@ -205,7 +198,8 @@ def tests_worth_keeping():
 
     Result: {passed} of {count} passed.
     """
-    runs = run_example_tests("test_with_a_real_worker.py", "test_async_llm.py")
+    runs = run_example_tests("test_with_a_real_worker.py",
+                             "test_async_llm.py")
     rows = [{"test": test["test"].removeprefix("test_").replace("_", " "),
              "result": "passed" if test["passed"] else test["why"][:30],
              "took_s": test["seconds"]} for test in runs]
@@ -224,7 +218,7 @@ def warm_shutdown_loses_nothing():
     {shutdown_s}; {left_in_queue} waited in Redis; {succeeded} of {sent} succeeded.
     """
     queue, prompt = "lesson09-deploy", f"Write a long report on {ARTICLE}"
-    with lesson_worker(queue, "--concurrency", "2") as first:
+    with lesson_worker(queue, *PREFORK, "--concurrency", "2") as first:
         sent = [tasks.chat_completion.apply_async(
                 (prompt, "gpt-4o"), queue=queue) for _ in range(6)]
         wait_until(sent, count=2)
@@ -233,7 +227,7 @@ def warm_shutdown_loses_nothing():
             first.stop()  # SIGTERM, then wait for it to exit
         finished = sum(r.state == "SUCCESS" for r in running)
         waiting = production.queue_length(queue)
-    with lesson_worker(queue, "--concurrency", "2"):
+    with lesson_worker(queue, *PREFORK, "--concurrency", "2"):
         for result in sent:
             result.get(timeout=120)
     return {"sent": len(sent), "running_at_sigterm": len(running),
@@ -254,7 +248,7 @@ def grace_period_shorter_than_a_task():
     """
     queue, rows = "lesson09-grace", []
     for ending in ("SIGKILL", "SIGQUIT"):
-        with lesson_worker(queue, "--concurrency", "1") as worker:
+        with lesson_worker(queue, *PREFORK, "--concurrency", "1") as worker:
             job = tasks.counted_job.apply_async((4, 0.5), queue=queue)
             wait_until([job])
             if ending == "SIGKILL":
@@ -264,12 +258,13 @@ def grace_period_shorter_than_a_task():
                 time.sleep(0.5)
                 cold_shutdown(worker)  # SIGQUIT: cancel, hand back
                 worker.process.wait(30)
-            rows.append({"after": ending, "in_queue": production.queue_length(queue),
+            rows.append({"after": ending,
+                         "in_queue": production.queue_length(queue),
                          "unacknowledged": held_unacked(job.id),
                          "runs": tasks.runs_of(job.id)})
         if ending == "SIGKILL":
             production.forget_unacked(job.id)  # or a later run would see it
-    with lesson_worker(queue, "--concurrency", "1"):
+    with lesson_worker(queue, *PREFORK, "--concurrency", "1"):
         rows[1]["runs_in_the_end"] = job.get(timeout=60)["run"]
     rows[0]["runs_in_the_end"] = "after the timeout"
     return {"endings": rows, "job_s": 4 * 0.5, "grace_s": 0.5,
@@ -282,21 +277,21 @@ def long_lived_workers():
 
     A process that runs LLM tasks for days grows (client caches, fragmentation, a leak in a
     library). `--max-tasks-per-child 3` replaces a pool process after three tasks;
-    `--max-memory-per-child` (KiB) after the task that takes it past that. The log line of
-    each task names the process (ForkPoolWorker-N).
+    `--max-memory-per-child` (KiB) after the task that takes it past that. Seven tasks one
+    after another; after each, `inspect stats` lists the pool's process ids.
 
-    Result: {tasks_run} tasks ran in {processes} pool processes, one after another.
+    Result: {tasks_run} tasks ran in {processes} pool processes.
     """
-    queue = "lesson09-children"
-    with lesson_worker(queue, "--concurrency", "1",
+    queue, pids = "lesson09-children", []
+    with lesson_worker(queue, *PREFORK, "--concurrency", "1",
                        "--max-tasks-per-child", "3") as worker:
-        done = [llm_job.summarise_task.apply_async((text,), queue=queue)
-                .get(timeout=60) and text for text in REVIEWS[:7]]
-        log = worker.log.read_text()
-    processes = re.findall(r"(ForkPoolWorker-\d+)\] \S+ celery\.app\.trace: "
-                           r"Task \S+ succeeded", log)
-    return {"tasks_run": len(done), "processes": len(set(processes)),
-            "process_of_each_task": processes}
+        inspector = app.control.inspect(destination=worker.names, timeout=2)
+        for text in REVIEWS[:7]:
+            llm_job.summarise_task.apply_async((text,), queue=queue).get(60)
+            for stats in (inspector.stats() or {}).values():
+                pids += stats["pool"]["processes"]
+    return {"tasks_run": 7, "processes": len(set(pids)),
+            "pool_pid_after_each_task": pids}
 
 
 def checklist_in_the_compose_file():
@@ -329,33 +324,33 @@ def checklist_in_the_compose_file():
             "kept": sum(row["kept"] for row in rows)}
 
 
-def the_same_job_on_rq(worker):
+def the_same_job_on_rq():
     """RQ: the same LLM job, the same Redis, a lighter queue
 
     RQ (Redis Queue) runs any importable function: no app, no configuration. The same
-    `summarise` function goes to Celery (registered as a task) and to RQ (enqueued as it is),
-    on as many RQ workers as the Celery worker has processes.
+    `summarise` function goes to Celery (registered as a task) and to RQ (enqueued as it is):
+    two Celery processes against two RQ workers, on the same texts.
 
-    Result: Celery {celery_per_s} tasks/s, RQ {rq_per_s} tasks/s on the same {texts} texts;
-    the same summaries: {same_answers}.
+    Result: Celery {celery_per_second} tasks/s, RQ {rq_per_second} tasks/s on the same
+    {texts} texts; the same summaries: {same_answers}.
     """
-    texts = [f"{review} (review {n})" for n, review in enumerate(REVIEWS * 2)]
-    stats = app.control.inspect(destination=worker.names, timeout=1).stats()
-    processes = sum(s["pool"]["max-concurrency"] for s in stats.values())
-
-    with timer() as on_celery:
-        celery_out = group(llm_job.summarise_task.s(t) for t in texts)()
-        celery_out = celery_out.get(timeout=300)
-    with rq_tasks.rq_workers(processes):
-        queue = rq_tasks.queue()
+    texts = [f"{text} (review {n})" for n, text in enumerate(REVIEWS * 2)]
+    queue = "lesson09-celery"
+    with lesson_worker(queue, *PREFORK, "--concurrency", "2"):
+        with timer() as on_celery:
+            sent = group(llm_job.summarise_task.s(t).set(queue=queue)
+                         for t in texts)()
+            celery_out = sent.get(timeout=300)
+    with rq_tasks.rq_workers(2):
         with timer() as on_rq:
-            jobs = [queue.enqueue(llm_job.summarise, t) for t in texts]
+            jobs = [rq_tasks.queue().enqueue(llm_job.summarise, t)
+                    for t in texts]
             rq_out = [job.latest_result(timeout=120).return_value
                       for job in jobs]
-    return {"texts": len(texts), "workers_each": processes,
-            "celery_s": on_celery.seconds, "rq_s": on_rq.seconds,
-            "celery_per_s": len(texts) / on_celery.seconds,
-            "rq_per_s": len(texts) / on_rq.seconds,
+    return {"texts": len(texts), "celery_s": on_celery.seconds,
+            "rq_s": on_rq.seconds,
+            "celery_per_second": len(texts) / on_celery.seconds,
+            "rq_per_second": len(texts) / on_rq.seconds,
             "same_answers": [c["summary"] for c in celery_out]
             == [r["summary"] for r in rq_out]}
 
@@ -384,7 +379,7 @@ def rq_or_celery():
          "rq": "rq info, rq-dashboard"},
     ]
     return {"what_each_has": rows,
-            "celery_app_lines": production.code_lines("course.jobs.celery_app"),
+            "celery_app_lines": production.code_lines(CELERY_APP),
             "rq_setup_lines": production.code_lines(rq_tasks.queue)}
 
 

@@ -246,3 +246,25 @@ def total(samples: dict[tuple, float], name: str, **labels: str) -> float:
 def increase(before: dict[tuple, float], after: dict[tuple, float]) -> dict[tuple, float]:
     """What each sample grew by between two scrapes (Prometheus's increase(), for counters)."""
     return {key: value - before.get(key, 0.0) for key, value in after.items()}
+
+
+def scrape_all(urls) -> dict[tuple, float]:
+    """Scrape every worker and add their samples up: the whole fleet's view."""
+    added: dict[tuple, float] = {}
+    for url in urls:
+        for key, value in scrape(url).items():
+            added[key] = added.get(key, 0.0) + value
+    return added
+
+
+def by_task(samples: dict[tuple, float], names: list[str]) -> list[dict]:
+    """One row per task: runs, mean duration, retries and failures, from course_* samples."""
+    rows = []
+    for name in names:
+        runs = total(samples, "course_task_duration_seconds_count", task=name)
+        rows.append({"task": name.rpartition(".")[2], "runs": runs,
+                     "mean_ms": 1000 * total(samples, "course_task_duration_seconds_sum", task=name)
+                     / max(1, runs),
+                     "retries": total(samples, "course_task_retries_total", task=name),
+                     "failures": total(samples, "course_task_failures_total", task=name)})
+    return rows

@@ -25,6 +25,7 @@ from celery import states
 
 from course.console import Stop, notice, waiting
 from course.jobs import workers
+from course.jobs.celery_app import app
 from course.settings import DATA, ROOT, settings
 
 EXAMPLE_TESTS = ROOT / "examples" / "testing_tasks"
@@ -54,6 +55,9 @@ def start_lesson_worker(queue: str, *options: str) -> workers.Worker:
     with _environment(METRICS_PORT="0"):
         worker = workers.start_worker(queue, extra=(*options, f"--logfile={log}"))
     worker.log = log
+    # start_worker names every worker that answered; keep only this one (its pid says which).
+    stats = app.control.inspect(destination=worker.names, timeout=2).stats() or {}
+    worker.names = [name for name, info in stats.items() if info.get("pid") == worker.process.pid]
     return worker
 
 
@@ -173,6 +177,7 @@ def running_flower(timeout: float = 40):
                 if time.monotonic() > deadline or process.poll() is not None:
                     raise Stop("Flower did not start: see .course-data/flower.log")
                 time.sleep(0.2)
+        app.control.enable_events()  # what Flower does every few seconds: task events on, now
         notice(f"Started Flower for this step on {flower.url} (log: .course-data/flower.log); it stops "
                "when the step ends. Your own: make flower")
         yield flower
