@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
 
-.PHONY: setup course lesson test worker beat flower doctor simulator api stop-redis bench stack slides clean
+.PHONY: setup course lesson test worker beat flower doctor simulator api redis dead-letters stop-redis bench stack slides clean
 
 setup: $(STAMP)
 
@@ -52,6 +52,12 @@ simulator: setup         ## the simulated LLM on a fixed port (SIM_PORT, default
 # 127.0.0.1 by default (API_HOST); callers and limits from API_TOKENS and API_MAX_* (see .env.example).
 api: setup               ## the job API and its page on http://127.0.0.1:8000 (API_PORT); jobs wait for make worker
 	$(BIN)/python -m course.api
+
+redis: setup             ## start the course's redis-server on REDIS_URL's port when none answers
+	$(BIN)/python -m course.jobs.redis_server start-redis
+
+dead-letters: setup      ## the tasks that failed for good (ARGS="show ID", "replay ID", "delete ID")
+	$(BIN)/python -m course.jobs.dead_letters $(ARGS)
 
 stop-redis: setup        ## stop the redis-server the course started
 	$(BIN)/python -m course.jobs.redis_server stop-redis

@@ -1,6 +1,6 @@
 """First aid: is every piece of the course there? Each line is ✓ or ✗ with the command that fixes it.
 
-Run:  python -m course.doctor      (or: make doctor)
+Run:  make doctor
 It only looks: it starts nothing. It exits 1 when something the lessons cannot do without is ✗.
 """
 from __future__ import annotations
@@ -48,18 +48,24 @@ def check_redis() -> list[Check]:
         return [Check(False, "Redis", problem, _redis_fix(url))]
     where = "started by the course" if redis_server.started_by_course(url) else "yours (or docker compose)"
     checks = [Check(True, "Redis", f"answers at {redis_server.mask(url)}, {where}")]
-    persistent = redis_server.persistence_on(redis_server.connect(url))
+    client = redis_server.connect(url)
+    persistent = redis_server.persistence_on(client)
     if persistent is None:
         checks.append(Check(None, "Redis persistence", "cannot tell: CONFIG is disabled on this server"))
+    elif persistent:
+        fsync = client.config_get("appendfsync").get("appendfsync", "everysec")
+        at_risk = {"always": "no write", "everysec": "at most about the last second of writes"}.get(
+            fsync, "what the operating system had not yet written")
+        checks.append(Check(True, "Redis persistence", f"append-only file on (appendfsync {fsync}): "
+                            f"queued tasks survive a restart; a crash loses {at_risk}"))
     else:
-        checks.append(Check(persistent, "Redis persistence",
-                            "append-only file on: queued tasks survive a restart" if persistent
-                            else "off: a Redis restart loses every queued task",
-                            "" if persistent else "redis-cli config set appendonly yes"))
+        checks.append(Check(False, "Redis persistence", "off: a Redis restart loses every queued task",
+                            "redis-cli config set appendonly yes, then redis-cli config rewrite "
+                            "(or appendonly yes in redis.conf), so it survives a restart"))
     checks.append(check_memory(redis_server.connect(url)))
     dead = dead_letters.count()
     checks.append(Check(True if not dead else None, "Dead letters", f"{dead} task(s) failed for good",
-                        "python -m course.jobs.dead_letters   (list, show, replay, delete)"))
+                        "make dead-letters   (list them; show, replay and delete: see its help)"))
     return checks
 
 
@@ -67,7 +73,8 @@ def check_memory(client) -> Check:
     used, limit, policy = redis_server.memory(client)
     if policy != "noeviction":
         return Check(False, "Redis memory", f"maxmemory-policy {policy}: a full Redis deletes keys, queued "
-                     "tasks and results among them", "redis-cli config set maxmemory-policy noeviction")
+                     "tasks and results among them", "redis-cli config set maxmemory-policy noeviction, "
+                     "then redis-cli config rewrite")
     if not limit:
         return Check(None, "Redis memory", f"{used / MiB:.1f} MiB used, no limit: a flood of tasks can take "
                      "all the machine's memory", f"redis-cli config set maxmemory {settings.redis_maxmemory}")
@@ -77,18 +84,19 @@ def check_memory(client) -> Check:
         return Check(True, "Redis memory", detail)
     return Check(None if share < 1 else False, "Redis memory", detail,
                  "free room: purge queues you do not need (celery -A course purge -Q low), delete dead letters "
-                 "(python -m course.jobs.dead_letters), or raise REDIS_MAXMEMORY")
+                 "(make dead-letters), or raise REDIS_MAXMEMORY")
 
 
 def _redis_fix(url: str) -> str:
     host = urlsplit(url).hostname
     # The name `redis` exists only inside compose's network; localhost inside a container is the container.
     if host == "redis" and not _resolves("redis"):
-        return "From your machine the compose Redis is localhost: REDIS_URL=redis://localhost:6379/0"
+        return ("From your machine the compose Redis is localhost: "
+                "REDIS_URL=redis://:${REDIS_PASSWORD}@localhost:6379/0")
     if host in redis_server.LOCAL_HOSTS and os.path.exists("/.dockerenv") and _resolves("redis"):
-        return "Inside compose Redis is the service name: REDIS_URL=redis://redis:6379/0"
+        return "Inside compose Redis is the service name: REDIS_URL=redis://:PASSWORD@redis:6379/0"
     if redis_server.is_local(url):
-        return "python -m course.jobs.redis_server start-redis   (or: docker compose up -d redis)"
+        return "make redis   (or: docker compose up -d redis)"
     return "fix REDIS_URL in .env, or unset it to use a Redis on localhost"
 
 
