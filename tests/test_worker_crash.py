@@ -61,7 +61,11 @@ def test_a_killed_workers_tasks_finish_on_a_worker_started_at_once(private_redis
 def test_a_task_that_kills_its_process_runs_max_deliveries_times_then_fails_for_good(
         private_redis, simulator, monkeypatch):
     app.control.purge()
-    worker = start_worker(monkeypatch, simulator)
+    monkeypatch.setenv("OPENAI_BASE_URL", simulator.base_url)
+    monkeypatch.setenv("CELERY_VISIBILITY_TIMEOUT", str(VISIBILITY_TIMEOUT))
+    # Prefork: each task runs in a pool process of its own, so a task that kills its process
+    # leaves the worker serving (under --pool threads it would take the whole worker down).
+    worker = workers.start_worker(extra=("--pool", "prefork"))
     try:
         poison = tasks.crash_worker_process.delay()
         with pytest.raises(Exception, match="delivered 4 times") as failure:
