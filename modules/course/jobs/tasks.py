@@ -11,10 +11,11 @@ import os
 import threading
 import time
 
+import openai
 import redis
 
 from course import llm
-from course.jobs.celery_app import LONGEST_COUNTDOWN, RETRY_BUDGET, app
+from course.jobs.celery_app import LONGEST_COUNTDOWN, RETRY_BACKOFF_MAX, RETRY_BUDGET, app
 from course.llm import retry
 from course.settings import settings
 
@@ -204,6 +205,78 @@ def flaky_llm_call(self, key, fail_first):
                "x-sim-fail-key": _text(key, "key")}
     answer = call_llm(self, _ask("Hello?", headers=headers, max_tokens=20))
     return {"attempts": self.request.retries + 1, "answer": answer}
+
+
+TRANSIENT = (openai.InternalServerError, openai.RateLimitError, openai.APIConnectionError)
+
+
+@app.task(bind=True, throws=(BadArguments,),
+          autoretry_for=TRANSIENT, max_retries=6,
+          retry_backoff=1, retry_jitter=True,
+          retry_backoff_max=RETRY_BACKOFF_MAX)
+def flaky_llm_call_autoretry(self, key, fail_first):
+    """`flaky_llm_call` retried by Celery itself (autoretry_for, retry_backoff), not by call_llm."""
+    if not isinstance(fail_first, int) or fail_first < 0:
+        raise BadArguments(f"fail_first must be >= 0, got {fail_first!r}")
+    headers = {"x-sim-fail-first": str(fail_first),
+               "x-sim-fail-key": _text(key, "key")}
+    answer = run_async(_ask("Hello?", headers=headers, max_tokens=20))
+    return {"attempts": self.request.retries + 1, "answer": answer}
+
+
+@app.task(**LLM_TASK)
+def counted_llm_call(self, prompt, seconds=None):
+    """An LLM call (taking `seconds` on the simulator) that counts its runs and its completions in
+    Redis: after a crash, was every task done, and none done twice?"""
+    _count_run(self.request.id)
+    headers = {"x-sim-latency": str(seconds)} if seconds is not None else {}
+    answer = call_llm(self, _ask(_text(prompt, "prompt"), headers=headers, max_tokens=20))
+    return {"answer": answer, "runs": runs_of(self.request.id), "completed": _count_completion(self.request.id)}
+
+
+def _count_completion(task_id: str) -> int:
+    completed = store().incr(f"course:completed:{task_id}")
+    store().expire(f"course:completed:{task_id}", 24 * 3600)
+    return completed
+
+
+def completions_of(task_id: str) -> int:
+    """How many times `counted_llm_call` or `credit` finished with this id."""
+    return int(store().get(f"course:completed:{task_id}") or 0)
+
+
+class DocumentMissing(LookupError):
+    """The document a task should work on is not in Redis (yet)."""
+
+
+@app.task(bind=True, throws=(BadArguments,), max_retries=2, default_retry_delay=0.5)
+def summarise_document(self, key):
+    """Summarise the document stored under `key`. Not there: retried twice, then it fails for
+    good and lands in the dead letter store, to be replayed once the document is there."""
+    text = store().get(f"course:documents:{_text(key, 'key')}")
+    if text is None:
+        raise self.retry(exc=DocumentMissing(f"no document {key!r} in Redis"))
+    return {"summary": call_llm(self, _ask(f"Summarise in one sentence: {text}"))}
+
+
+@app.task(bind=True, throws=(BadArguments,))
+def credit(self, account, cents, once=True):
+    """A side effect: credit `cents` to `account`. once=True keys the credit by the task's id, in
+    one atomic HSETNX, so a message delivered twice credits once; once=False adds it each run."""
+    if not isinstance(cents, int) or cents <= 0:
+        raise BadArguments(f"cents must be an int > 0, got {cents!r}")
+    key = f"course:credits:{_text(account, 'account')}"
+    if once:  # keyed by the task's id: a rerun adds nothing
+        applied = store().hsetnx(key, self.request.id, cents)
+    else:  # a plain increment: every run adds it again
+        applied = store().hincrby(key, "unkeyed", cents)
+    _count_completion(self.request.id)
+    return {"applied": bool(applied), "balance": balance(account)}
+
+
+def balance(account: str) -> int:
+    """The sum of every credit recorded for `account`."""
+    return sum(int(cents) for cents in store().hvals(f"course:credits:{account}"))
 
 
 # ---- progress, cancellation, failure --------------------------------------------------

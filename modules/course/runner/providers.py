@@ -22,6 +22,8 @@ PROVIDERS: dict[str, tuple[str, str | None]] = {
     "redis": ("course.jobs.redis_server:ensure_redis", None),  # starts redis-server on localhost if none answers
     "worker": ("course.jobs.workers:ensure_worker", "stop"),  # stopped at the end if started for the lesson
     "api": ("course.api.server:lesson_api", "close"),  # the job API (lesson 07), on a free port, stopped at the end
+    # Workers lesson 06 starts, kills and starts again: its own queue, a short visibility timeout.
+    "own_workers": ("course.jobs.own_worker:own_workers", "stop"),
 }
 
 
