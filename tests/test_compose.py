@@ -29,7 +29,31 @@ def required(name: str) -> re.Pattern:
 
 def test_compose_has_the_shared_stack_and_no_obsolete_version_key():
     assert "version" not in COMPOSE
-    assert set(SERVICES) == {"redis", "simulator", "worker", "beat", "flower", "api"}
+    assert set(SERVICES) == {"redis", "simulator", "worker", "beat", "flower", "api", "prometheus"}
+
+
+def test_prometheus_is_optional_pinned_and_scrapes_every_worker_and_flower():
+    prometheus = SERVICES["prometheus"]
+    assert prometheus["profiles"] == ["monitoring"]  # docker compose up -d leaves it out
+    assert ":" in prometheus["image"] and not prometheus["image"].endswith(":latest")
+    source, _, target = next(v for v in prometheus["volumes"] if v.startswith("./")).partition(":")
+    assert target.startswith("/etc/prometheus/prometheus.yml") and target.endswith(":ro")
+    config = yaml.safe_load((ROOT / source).read_text())
+    jobs = {job["job_name"]: job for job in config["scrape_configs"]}
+    workers_job = jobs["celery-workers"]["dns_sd_configs"][0]
+    # Every replica of the worker service, on the port its metrics listen on by default.
+    assert workers_job["names"] == ["worker"] and workers_job["type"] == "A"
+    assert workers_job["port"] == settings_default("METRICS_PORT")
+    assert jobs["flower"]["static_configs"][0]["targets"] == ["flower:5555"]
+    # Inside the stack a worker listens beyond its own container, and publishes nothing.
+    assert SERVICES["worker"]["environment"]["METRICS_HOST"] == "0.0.0.0"
+    assert not SERVICES["worker"].get("ports")
+
+
+def settings_default(name: str) -> int:
+    """The default a setting has in course/settings.py (`_number("NAME", default)`)."""
+    source = (ROOT / "modules/course/settings.py").read_text()
+    return int(float(re.search(rf'_number\("{name}", ([\d.]+)\)', source).group(1)))
 
 
 def test_redis_is_pinned_persistent_and_healthchecked():
@@ -44,7 +68,7 @@ def test_every_published_port_is_on_127_0_0_1_only():
     published = {name: service.get("ports", []) for name, service in SERVICES.items()}
     assert published == {"redis": ["127.0.0.1:6379:6379"], "simulator": ["127.0.0.1:8100:8100"],
                          "flower": ["127.0.0.1:5555:5555"], "api": ["127.0.0.1:8000:8000"], "worker": [],
-                         "beat": []}
+                         "beat": [], "prometheus": ["127.0.0.1:9090:9090"]}
 
 
 def test_redis_requires_a_password_that_no_command_line_shows():

@@ -177,7 +177,7 @@ def running_flower(timeout: float = 40):
                 if time.monotonic() > deadline or process.poll() is not None:
                     raise Stop("Flower did not start: see .course-data/flower.log")
                 time.sleep(0.2)
-        app.control.enable_events()  # what Flower does every few seconds: task events on, now
+            _until_flower_sees_task_events(flower, deadline)
         notice(f"Started Flower for this step on {flower.url} (log: .course-data/flower.log); it stops "
                "when the step ends. Your own: make flower")
         yield flower
@@ -188,6 +188,22 @@ def running_flower(timeout: float = 40):
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(5)
+
+
+def _until_flower_sees_task_events(flower: Flower, deadline: float) -> None:
+    """Flower turns task events on in the workers every few seconds; do it now, and send a
+    tiny task until Flower has counted one, so the step's own tasks are all seen."""
+    from course.jobs import metrics, tasks
+
+    app.control.enable_events()
+    while time.monotonic() < deadline:
+        tasks.add.delay(1, 1).get(timeout=30)
+        seen = metrics.scrape(f"{flower.url}/metrics", flower.login)
+        if metrics.total(seen, "flower_events_total", type="task-succeeded", task=tasks.add.name):
+            return
+        time.sleep(0.3)
+        app.control.enable_events()
+    raise Stop("Flower saw no task events from the workers: see .course-data/flower.log")
 
 
 def status(url: str, auth: tuple[str, str] | None = None) -> int | None:
