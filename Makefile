@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
 
-.PHONY: setup course lesson test worker beat flower doctor simulator api redis dead-letters stop-redis bench stack slides clean
+.PHONY: setup course lesson test worker beat flower doctor simulator api redis dead-letters rq-worker stop-redis bench stack slides clean
 
 setup: $(STAMP)
 
@@ -42,6 +42,11 @@ beat: setup              ## the periodic-task scheduler (one instance only)
 # the environment) adds a login. --enable-events: Flower switches task events on in the workers.
 flower: setup            ## the monitoring web UI on http://127.0.0.1:5555
 	$(BIN)/celery -A course flower --address=127.0.0.1 --port=5555 --enable-events
+
+# Lesson 09's lighter queue: RQ on the same Redis, running course/jobs/llm_job.py's summarise.
+rq-worker: setup         ## an RQ worker for lesson 09's LLM job (the lighter queue)
+	@$(BIN)/python -m course.jobs.redis_server start-redis
+	$(BIN)/rq worker -c course.jobs.rq_tasks -S json
 
 doctor: setup            ## check Redis, the worker and the LLM endpoint
 	$(BIN)/python -m course.doctor

@@ -28,7 +28,8 @@ class TaskFields(logging.Filter):
     """Puts the running task's name and id on each record ("-" outside a task)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        record.task_name, record.task_id = _current.get() or ("-", "-")
+        name_and_id = _current.get() or ("-", "-")
+        record.task_name, record.task_id = name_and_id
         return True
 
 

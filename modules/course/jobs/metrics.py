@@ -184,7 +184,8 @@ def task_ended(task_id=None, task=None, state=None, **_):
         return
     started = _started.pop(task_id, None)
     if started is not None:
-        _metrics["duration"].labels(task.name).observe(time.monotonic() - started)
+        took = time.monotonic() - started
+        _metrics["duration"].labels(task.name).observe(took)
     _metrics["tasks"].labels(task.name, state or "UNKNOWN").inc()
 
 
