@@ -10,8 +10,8 @@ own, and measures from this process:
     until its last result is back
   - round trip: `delay()`-then-`get()` calls one after another (median and p95)
   - CPU time per task: the worker, its pool, Redis and this client together (from /proc)
-The variants take turns batch by batch (A B C ..., then B C ... A), so whatever else runs on a
-shared machine hits all of them alike. Variants: the course's configuration, Celery's defaults,
+The variants take turns batch by batch (the course and the defaults back to back, A B then B A,
+then the others), so whatever else runs on a shared machine hits all of them alike. Variants: the course's configuration, Celery's defaults,
 and Celery's defaults plus one of the course's settings: what that setting costs on its own.
 Each figure is the median over the runs. The last line is machine-readable; throughput_ratio is
 the median over the runs of course/defaults, spread the largest minus the smallest of them:
@@ -152,9 +152,12 @@ def one_run(variants: list[str], port: int, redis_pid: int, tasks: int) -> dict[
         for contender in contenders:
             contender.wait_until_ready()
         batches = max(1, tasks // BATCH)
+        pair, others = contenders[:2], contenders[2:]
         for number in range(batches):
-            turn = number % len(contenders)  # who goes first moves on each batch
-            for contender in contenders[turn:] + contenders[:turn]:
+            # The course and the defaults back to back, in turns (A B, then B A); the others after
+            # them, who goes first moving on each batch.
+            turn = number % max(1, len(others))
+            for contender in (pair if number % 2 == 0 else pair[::-1]) + others[turn:] + others[:turn]:
                 contender.batch(BATCH, redis_pid)
                 contender.round_trip(ROUND_TRIPS // batches)
     finally:
