@@ -289,7 +289,7 @@ def long_lived_workers():
         for text in REVIEWS[:7]:
             llm_job.summarise_task.apply_async((text,), queue=queue).get(60)
             for stats in (inspector.stats() or {}).values():
-                pids += stats["pool"]["processes"]
+                pids += map(str, stats["pool"]["processes"])
     return {"tasks_run": 7, "processes": len(set(pids)),
             "pool_pid_after_each_task": pids}
 
@@ -362,7 +362,8 @@ def rq_or_celery():
     plain Redis keys. Celery brings routing, workflows, a scheduler, signals and the settings
     that lose nothing (lesson 03). The lines: the course's Celery app against RQ's setup here.
 
-    Result: the Celery app is {celery_app_lines} lines of setup, RQ's {rq_setup_lines}.
+    Result: the course's Celery app module is {celery_app_lines} lines of setup; RQ's
+    `queue()` is {rq_setup_lines}.
     """
     rows = [
         {"need": "retries", "celery": "retry, autoretry_for, backoff",
