@@ -67,7 +67,8 @@ def make_app(variant: str, url: str) -> Celery:
         app.conf.update({name: value for name, value, _ in CONFIGURATION if name not in NOT_FOR_A_BENCHMARK})
     else:
         app = Celery("bench", broker=url, backend=url)
-        settings = dict(ALONE.get(variant, {}))
+        # Importing the course registers its transport as `redis`; the others get kombu's own.
+        settings = {"broker_transport": "kombu.transport.redis:Transport", **ALONE.get(variant, {})}
         app.loader.override_backends = settings.pop("override_backends", {})
         app.conf.update(settings)
     app.task(name="bench.add")(add)

@@ -11,6 +11,7 @@ import logging
 from celery import Celery, signals
 from celery.schedules import crontab
 from kombu import Queue
+from kombu.transport import TRANSPORT_ALIASES
 
 from course.settings import DATA, settings
 
@@ -24,6 +25,9 @@ app = Celery("course", broker=settings.redis_url, backend=settings.redis_url, in
              task_cls="course.jobs.deliveries:CourseTask")
 # Results come from a Redis backend that keeps a digest of large arguments, not the arguments.
 app.loader.override_backends = {"redis": "course.jobs.results:CompactRedisBackend"}
+# redis:// brokers use kombu's Redis transport with the course's fix (see redis_transport.py); under
+# its usual name, so URLs, Flower and the worker's banner still read redis://.
+TRANSPORT_ALIASES["redis"] = "course.jobs.redis_transport:Transport"
 
 # Everything that bounds how long a task may hold a message stays below the visibility timeout:
 # past it, Redis hands the unacknowledged message to another worker and the task runs twice.
@@ -63,8 +67,9 @@ CONFIGURATION: list[tuple[str, object, str]] = [
     ("worker_prefetch_multiplier", 1, "a process reserves one task at a time: none waits behind a slow LLM call"),
     ("task_soft_time_limit", SOFT_TIME_LIMIT, "seconds, then SoftTimeLimitExceeded: the task may clean up"),
     ("task_time_limit", HARD_TIME_LIMIT, "seconds, then the process is killed: a hung call cannot hold a worker"),
-    ("broker_transport", "course.jobs.redis_transport:Transport",
-     "kombu's Redis transport, fixed so a Redis restart neither stops the worker nor runs a task twice"),
+    ("broker_transport", "redis",
+     "Redis, with the course's fix (redis_transport.py): a Redis restart neither stops the worker nor runs "
+     "a task twice"),
     ("broker_transport_options", {"visibility_timeout": VISIBILITY_TIMEOUT, "unacked_restore_interval": RESTORE_EVERY,
                                   "unacked_restore_throttle": 1},
      "seconds an unacked task waits before Redis redelivers it (above every time limit), and how often "

@@ -1,6 +1,7 @@
 """Kombu's Redis transport, made to survive Redis dying while acks-late tasks run.
 
-The app uses it through `broker_transport` (see celery_app.py). Two changes to kombu 5.7's:
+celery_app.py registers it as kombu's `redis` transport, so `redis://` URLs use it. Two changes to
+kombu 5.7's:
 
 1. When the connection to Redis is lost, kombu closes the channel and pushes the running tasks'
    unacknowledged messages back into their queue. With Redis down that crashed the whole worker
