@@ -6,6 +6,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 
 from conftest import ROOT, free_port
 from course.jobs import tasks
@@ -48,7 +49,11 @@ def test_workers_send_no_task_events_until_flower_watches_them(worker):
         seen: list[str] = []
         while "task-succeeded" not in seen and time.monotonic() < deadline:
             seen = task_events_while(lambda: tasks.add.delay(2, 3).get(timeout=10), seconds=2)
+        # Flower reads the queues through the broker URL: it must still say redis://.
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/broker", timeout=10) as page:
+            broker_page = page.read().decode()
     finally:
         flower.terminate()
         flower.wait(10)
     assert "task-succeeded" in seen
+    assert "redis://" in broker_page and "default" in broker_page
