@@ -79,6 +79,7 @@ bench: setup             ## the benchmarks; each prints its measured figures
 	$(BIN)/python bench/simulator_capacity.py
 	$(BIN)/python bench/celery_throughput.py
 	$(BIN)/python bench/job_api.py
+	$(BIN)/python bench/faults.py
 
 stack:                   ## the shared stack in Docker (needs REDIS_PASSWORD, SIM_ADMIN_KEY, FLOWER_BASIC_AUTH in .env)
 	docker compose up -d
