@@ -398,3 +398,58 @@ def pick(record, key):
     if not isinstance(record, dict) or key not in record:
         raise BadArguments(f"pick needs a dict with {key!r}, got {record!r}")
     return record[key]
+
+
+# ---- lesson 08: many LLM calls in one task ----------------------------------------------
+
+
+async def ask_at_most(concurrency, prompts, headers=lambda index: {}):
+    """Ask every prompt, at most `concurrency` calls at a time (lesson 02, inside a task)."""
+    semaphore = asyncio.Semaphore(concurrency)
+
+    async def ask(index, prompt):
+        async with semaphore:  # at most `concurrency` calls in flight
+            return await _ask(prompt, headers=headers(index), max_tokens=20)
+
+    calls = [asyncio.ensure_future(ask(index, prompt))
+             for index, prompt in enumerate(prompts)]
+    try:
+        return await asyncio.gather(*calls)
+    except BaseException:
+        for call in calls:  # gather leaves the others running: stop them
+            call.cancel()
+        raise
+
+
+def where_it_runs() -> dict:
+    """The process, thread and event loop running this task (lesson 08 counts them)."""
+    return {"pid": os.getpid(), "thread": threading.current_thread().name,
+            "loop": id(_event_loop())}
+
+
+@app.task(**LLM_TASK)
+def ask_all(self, prompts, concurrency=10, latency=None, fail_once=()):
+    """Ask every prompt in ONE task, at most `concurrency` calls at a time.
+
+    One call that fails fails the task, and its retry asks every prompt again. `latency` asks
+    the simulator to take exactly that many seconds per call; the prompts at the indexes in
+    `fail_once` fail their first call (a 500). A real server ignores both.
+    """
+    if not isinstance(prompts, list) or not prompts:
+        raise BadArguments(f"prompts must be a non-empty list, got {prompts!r}")
+    prompts = [_text(prompt, "each prompt") for prompt in prompts]
+    if not isinstance(concurrency, int) or concurrency < 1:
+        raise BadArguments(f"concurrency must be a positive integer, got {concurrency!r}")
+    if latency is not None and not (isinstance(latency, (int, float)) and 0 <= latency <= 600):
+        raise BadArguments(f"latency must be seconds from 0 to 600, got {latency!r}")
+    if not isinstance(fail_once, (list, tuple)) or not all(isinstance(n, int) for n in fail_once):
+        raise BadArguments(f"fail_once must be a list of indexes, got {fail_once!r}")
+
+    def headers(index):
+        chosen = {} if latency is None else {"x-sim-latency": str(latency)}
+        if index in fail_once:  # this prompt's first call gets a 500
+            chosen |= {"x-sim-fail-first": "1", "x-sim-fail-key": f"{self.request.id}-{index}"}
+        return chosen
+
+    answers = call_llm(self, ask_at_most(concurrency, prompts, headers))
+    return {"answers": answers, "attempts": self.request.retries + 1, **where_it_runs()}
