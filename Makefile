@@ -31,9 +31,10 @@ $(TEST_STAMP): $(STAMP) requirements-test.txt
 test: setup $(TEST_STAMP)  ## the whole test suite
 	$(BIN)/python -m pytest
 
-worker: setup            ## a Celery worker for lessons 03-05 (run it in a second terminal)
+# The command is workers.WORKER_COMMAND (threads, the pool lesson 08 recommends); it prints it first.
+worker: setup            ## the course's Celery worker for lessons 03-08 (run it in a second terminal)
 	@$(BIN)/python -m course.jobs.redis_server start-redis   # Redis first: none answering means start one
-	$(BIN)/celery -A course worker --loglevel=info -Q high,default,low
+	@$(BIN)/python -m course.jobs.workers
 
 beat: setup              ## the periodic-task scheduler (one instance only)
 	$(BIN)/celery -A course beat --loglevel=info

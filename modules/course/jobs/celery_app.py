@@ -1,6 +1,6 @@
 """The course's one Celery app, configured for LLM work.
 
-Run a worker (second terminal):  celery -A course worker --loglevel=info -Q high,default,low
+Run a worker (second terminal):  make worker  (the command is workers.WORKER_COMMAND)
 Run beat (third terminal):        celery -A course beat --loglevel=info
 Watch it all in a browser:        celery -A course flower   (http://localhost:5555)
 """
@@ -8,12 +8,16 @@ from __future__ import annotations
 
 import logging
 
-from celery import Celery, signals
+from celery import Celery, concurrency, signals
 from celery.schedules import crontab
 from kombu import Queue
 from kombu.transport import TRANSPORT_ALIASES
 
 from course.settings import DATA, settings
+
+# `--pool threads` (the course's worker, see workers.py) runs Celery's thread pool plus what it
+# lacks and prefork has: revoke(terminate=True) and the time limits (see thread_pool.py).
+concurrency.ALIASES["threads"] = "course.jobs.thread_pool:TaskPool"
 
 # Every task is a CourseTask: it counts its deliveries, refuses a countdown that would make it run
 # twice, and lands in the dead letter store when it fails for good (see deliveries.py).

@@ -7,6 +7,7 @@ at once with `BadArguments`, which is never retried. Every LLM task retries tran
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import os
 import threading
 import time
@@ -51,7 +52,9 @@ def _event_loop() -> asyncio.AbstractEventLoop:
     with _lock:
         if _loop is None:
             _loop = asyncio.new_event_loop()
-            threading.Thread(target=_loop.run_forever, name="llm-event-loop", daemon=True).start()
+            thread = threading.Thread(target=_loop.run_forever,
+                                      name="llm-event-loop", daemon=True)
+            thread.start()
         return _loop
 
 
@@ -59,6 +62,10 @@ def run_async(coroutine):
     """Run a coroutine on this process's event loop, from any thread, and return its result."""
     future = asyncio.run_coroutine_threadsafe(coroutine, _event_loop())
     try:
+        # Short waits: a time limit or a revoke that the thread pool raises in this thread
+        # lands between two of them (a single long wait in C would hold it until the call ends).
+        while not future.done():
+            concurrent.futures.wait([future], timeout=0.1)
         return future.result()
     except BaseException:
         future.cancel()  # a time limit or a revoke stopped the task: stop its call too

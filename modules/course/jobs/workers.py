@@ -21,7 +21,13 @@ from course.jobs.redis_server import ensure_redis
 from course.settings import DATA, ROOT, settings
 
 QUEUES = "high,default,low"
-WORKER_COMMAND = f"celery -A course worker --loglevel=info -Q {QUEUES}"
+# The course's worker, the one lesson 08 recommends for LLM work: tasks that wait on the network
+# run on threads, twenty at a time, in one process (see celery_app.py for what the course's
+# thread pool adds to Celery's). `make worker`, docker-compose.yml and the lessons all run this.
+WORKER_POOL = "threads"
+WORKER_CONCURRENCY = 20
+BASE_COMMAND = "celery -A course worker --loglevel=info"
+WORKER_COMMAND = f"{BASE_COMMAND} -Q {QUEUES} --pool {WORKER_POOL} --concurrency {WORKER_CONCURRENCY}"
 WORKER_LOG = DATA / "worker.log"
 _started = itertools.count(1)  # workers this process started: each gets a node name of its own
 
@@ -71,18 +77,30 @@ class Worker:
             self.process.wait(5)
 
 
-def worker_command(queues: str = QUEUES, name: str | None = None, extra: tuple[str, ...] = ()) -> list[str]:
-    command = [*WORKER_COMMAND.replace(QUEUES, queues).split(), *extra]
+def worker_command(queues: str = QUEUES, name: str | None = None, extra: tuple[str, ...] = (),
+                   pool: str | None = None, concurrency: int | None = None) -> list[str]:
+    """`celery -A course worker` on `queues`; Celery's own pool and concurrency unless given."""
+    command = [*BASE_COMMAND.split(), "-Q", queues]
+    if pool:
+        command += ["--pool", pool]
+    if concurrency:
+        command += ["--concurrency", str(concurrency)]
+    command += extra
     if name:
         command += ["-n", name]
-    if sys.platform == "win32" and not any(arg.startswith(("--pool", "-P")) for arg in extra):
+    explicit = pool or any(arg.startswith(("--pool", "-P")) for arg in extra)
+    if sys.platform == "win32" and (not explicit or pool == "prefork"):
         command.append("--pool=solo")  # prefork does not work on Windows
     # `python -m celery` is the same program as `celery`, from this interpreter's environment.
     return [sys.executable, "-m", *command]
 
 
-def start_worker(queues: str = QUEUES, extra: tuple[str, ...] = (), timeout: float = 40) -> Worker:
+def start_worker(queues: str = QUEUES, extra: tuple[str, ...] = (), timeout: float = 40,
+                 pool: str | None = None, concurrency: int | None = None) -> Worker:
     """Start a worker in the background on `queues` and wait until it answers ping.
+
+    Celery's default pool (prefork, one process per CPU) unless `pool` / `concurrency` say
+    otherwise; ensure_worker() starts the course's worker (WORKER_POOL, WORKER_CONCURRENCY).
 
     Its node name, lesson-<pid>@<host> (then -2, -3 ...), differs from your own worker's
     (celery@<host>), so both can run at once.
@@ -93,7 +111,8 @@ def start_worker(queues: str = QUEUES, extra: tuple[str, ...] = (), timeout: flo
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "w") as log:
         # The environment passes through: REDIS_URL, and the lesson's OPENAI_BASE_URL.
-        process = subprocess.Popen(worker_command(queues, f"{node}@%h", extra), cwd=ROOT, env=dict(os.environ),
+        process = subprocess.Popen(worker_command(queues, f"{node}@%h", extra, pool, concurrency),
+                                   cwd=ROOT, env=dict(os.environ),
                                    stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                    start_new_session=True)
     worker = Worker([], process, log_path)
@@ -133,7 +152,7 @@ def ensure_worker(timeout: float = 40) -> Worker:
         who = "; ".join(f"{name} consumes {', '.join(queues) or 'nothing'}" for name, queues in consumed.items())
         notice(f"No worker of yours consumes the queue(s) {', '.join(missing)} ({who}): a task sent there "
                f"would wait forever. Starting a worker for this lesson on {', '.join(missing)}.")
-    worker = start_worker(",".join(missing), timeout=timeout)
+    worker = start_worker(",".join(missing), timeout=timeout, pool=WORKER_POOL, concurrency=WORKER_CONCURRENCY)
     notice(f"Started a worker for this lesson (log: {worker.log.relative_to(ROOT)}); "
            f"it stops when the lesson ends. To run your own in a second terminal: "
            f"make worker  (that is: {WORKER_COMMAND})")
@@ -148,3 +167,14 @@ def _signal_group(process: subprocess.Popen, signum: int) -> None:
         os.killpg(process.pid, signum)
     except (ProcessLookupError, PermissionError):
         pass
+
+
+def run_course_worker() -> None:
+    """`make worker`: the course's worker in the foreground (this process becomes celery)."""
+    command = worker_command(pool=WORKER_POOL, concurrency=WORKER_CONCURRENCY)
+    print(" ".join(command[2:]), flush=True)  # what runs: celery -A course worker ...
+    os.execv(command[0], command)
+
+
+if __name__ == "__main__":
+    run_course_worker()
