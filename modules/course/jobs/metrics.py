@@ -31,6 +31,7 @@ import urllib.request
 
 from celery import signals
 
+from course.console import Stop
 from course.jobs.celery_app import app
 from course.settings import settings
 
@@ -232,8 +233,13 @@ def scrape(url: str, auth: tuple[str, str] | None = None) -> dict[tuple, float]:
     request = urllib.request.Request(url)
     if auth:
         request.add_header("Authorization", "Basic " + base64.b64encode(":".join(auth).encode()).decode())
-    with urllib.request.urlopen(request, timeout=10) as answer:
-        text = answer.read().decode()
+    try:
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            text = answer.read().decode()
+    except OSError as error:
+        raise Stop(f"Cannot read {url}: {getattr(error, 'reason', error)}. A worker in Docker serves "
+                   "its metrics inside the stack's network only (docker compose --profile monitoring "
+                   "scrapes them there); for the lesson, run a worker here: make worker") from error
     return {(sample.name, *sorted(sample.labels.items())): sample.value
             for family in text_string_to_metric_families(text) for sample in family.samples}
 

@@ -24,7 +24,7 @@ from pathlib import Path
 from celery import states
 
 from course.console import Stop, notice, waiting
-from course.jobs import workers
+from course.jobs import metrics, workers
 from course.jobs.celery_app import app
 from course.settings import DATA, ROOT, settings
 
@@ -69,6 +69,8 @@ def lesson_worker(queue: str, *options: str):
         yield worker
     finally:
         worker.stop()
+        if worker.names:  # its address goes, even when the step killed it
+            _redis().hdel(metrics.REGISTRY_KEY, *worker.names)
 
 
 def _redis():
@@ -193,7 +195,7 @@ def running_flower(timeout: float = 40):
 def _until_flower_sees_task_events(flower: Flower, deadline: float) -> None:
     """Flower turns task events on in the workers every few seconds; do it now, and send a
     tiny task until Flower has counted one, so the step's own tasks are all seen."""
-    from course.jobs import metrics, tasks
+    from course.jobs import tasks
 
     app.control.enable_events()
     while time.monotonic() < deadline:
