@@ -155,7 +155,7 @@ def one_job_through_the_log():
         others = [llm_job.summarise_task.apply_async((text,), queue=queue)
                   for text in REVIEWS[:3]]
         [result.get(timeout=120) for result in [flaky, *others]]
-        log = worker.log.read_text()
+    log = worker.log.read_text()  # once it stopped: every line is written
 
     story = lines_of(log, flaky.id)
     task = f"{flaky.name}[{flaky.id}]"
