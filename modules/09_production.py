@@ -141,9 +141,9 @@ def queue_length_at_scrape_time(worker):
 def one_job_through_the_log():
     """Logs: one job followed through the worker's log
 
-    The worker puts the task's name and id on every line it logs while the task runs (course/
-    jobs/logs.py): Celery's lines, the HTTP client's, yours. Four tasks run side by side; one
-    fails once and is retried. `grep <its id>` picks its story out of the interleaved log.
+    The worker puts the task's name and id on every line it logs while the task runs
+    (`course/jobs/logs.py`): Celery's lines, the HTTP client's, yours. Four tasks run side by
+    side; one fails once and is retried. `grep <its id>` picks its story out of the interleaved log.
 
     Result: {lines_about_it} of the log's {log_lines} lines are about the flaky task, from
     `received` to `succeeded`.
