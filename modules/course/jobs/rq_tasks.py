@@ -4,7 +4,7 @@
     job = queue().enqueue(summarise, text, retry=Retry(max=3, interval=[1, 2, 4]))
     job.latest_result(timeout=60).return_value
 
-Run a worker (second terminal):  .venv/bin/rq worker -c course.jobs.rq_tasks -S json
+Run a worker (second terminal):  make rq-worker   (that is: rq worker -c course.jobs.rq_tasks -S json)
 This module is also that worker's settings file: RQ reads REDIS_URL and QUEUES from it, and
 importing it loads the job's code once in the worker, before it forks a process per job.
 """
