@@ -16,8 +16,9 @@ than the visibility timeout; Redis killed with SIGKILL and restarted, with tasks
 results stored; LLM calls against a 30% error rate and a requests-per-minute limit.
 
 Columns: sent; completed (at least once); kept (failed for good and kept in the dead letter
-store, to inspect and replay: not lost); lost (neither); ran twice (completed more than once);
-recovery (from the fault until the last task completed). The last line sums the course's rows,
+store, to inspect and replay: not lost); held (still unacknowledged in Redis when the scenario
+ends: back only after the visibility timeout); lost (none of these); ran twice (completed more
+than once); recovery (from the fault until the last task completed). The last line sums the course's rows,
 and both must be 0:
   lost=<n> duplicates=<n>
 """
@@ -49,7 +50,7 @@ def defaults_app(url: str, visibility_timeout: str | None = None) -> Celery:
     def counter() -> redis.Redis:
         return redis.Redis.from_url(url)
 
-    @app.task(bind=True, name="faults.llm_call")
+    @app.task(bind=True, name="faults.llm_call", shared=False)
     def llm_call(self, prompt, seconds=None):
         """One LLM call, no retries (Celery's default): counts its runs and completions."""
         from openai import OpenAI
@@ -61,7 +62,7 @@ def defaults_app(url: str, visibility_timeout: str | None = None) -> Celery:
                                        messages=[{"role": "user", "content": prompt}])
         return counter().incr(COMPLETED.format(self.request.id))
 
-    @app.task(bind=True, name="faults.crash")
+    @app.task(bind=True, name="faults.crash", shared=False)
     def crash(self):
         counter().incr(RUNS.format(self.request.id))
         os._exit(1)
@@ -249,10 +250,11 @@ if __name__ == "__main__":
         twice: int
         recovery: float | None
         note: str = ""
+        held: int = 0
 
         @property
         def lost(self) -> int:
-            return self.sent - self.completed - self.kept
+            return self.sent - self.completed - self.kept - self.held
 
     def outcome(variant: Variant, ids: list[str]) -> tuple[int, int, int]:
         """(completed, kept, ran twice) for these task ids."""
@@ -300,13 +302,14 @@ if __name__ == "__main__":
         variant.start_worker()
         done = settle(variant, ids, VT + 40)
         completed, kept, twice = outcome(variant, ids)
-        held = variant.store.hlen("unacked")
+        held = variant.store.hlen("unacked")  # prefetched by the killed worker, never started
         variant.stop_workers()
         note = "" if variant.name == COURSE else (
-            f"{held} still unacknowledged in Redis: back after the visibility timeout (1 h)" if held else "")
+            f"{held} prefetched by the killed worker wait unacknowledged in Redis until the visibility timeout "
+            f"(1 h); the {count - completed - held} it was running were acknowledged at their start: gone")
         return Row("worker SIGKILLed mid-task", f"acks late, visibility timeout {VT:g} s" if variant.name == COURSE
                    else "acks early, visibility timeout 1 h", variant.name, count, completed, kept, twice,
-                   done - killed if done else None, note)
+                   done - killed if done else None, note, held)
 
     def child_killed(variant: Variant, count: int) -> Row:
         """SIGKILL one pool process while its task runs; the worker itself lives on."""
@@ -473,14 +476,14 @@ if __name__ == "__main__":
         kill(redis_pid)
         shutil.rmtree(folder, ignore_errors=True)
 
-    head = f"{'scenario':44} {'configuration':58} {'sent':>5} {'completed':>9} {'kept':>5} {'lost':>5} " \
-           f"{'ran twice':>9} {'recovery':>9}"
+    head = f"{'scenario':44} {'configuration':58} {'sent':>5} {'completed':>9} {'kept':>5} {'held':>5} " \
+           f"{'lost':>5} {'ran twice':>9} {'recovery':>9}"
     print("\n" + head + "\n" + "-" * len(head))
     for row in rows:
         recovery = f"{row.recovery:.1f} s" if row.recovery is not None else "–"
         scenario = row.scenario if row.variant == COURSE else ""
         configuration = f"{'course' if row.variant == COURSE else 'Celery defaults'}: {row.configuration}"
-        print(f"{scenario:44} {configuration:58} {row.sent:>5} {row.completed:>9} {row.kept:>5} "
+        print(f"{scenario:44} {configuration:58} {row.sent:>5} {row.completed:>9} {row.kept:>5} {row.held:>5} "
               f"{row.lost:>5} {row.twice:>9} {recovery:>9}")
     print("\nWhat happened:")
     for row in rows:
@@ -490,6 +493,7 @@ if __name__ == "__main__":
         print("- Redis: the bench syncs the append-only file on every write (appendfsync always) for an exact "
               "count;\n  the course's own redis-server uses appendfsync everysec: at most the last second of "
               "writes is at risk.")
-    print("- kept: failed for good and kept in the dead letter store, to inspect and replay: not lost.")
+    print("- kept: failed for good and kept in the dead letter store, to inspect and replay: not lost. held: "
+          "unacknowledged in Redis, back after the visibility timeout.")
     ours = [row for row in rows if row.variant == COURSE]
     print(f"lost={sum(row.lost for row in ours)} duplicates={sum(row.twice for row in ours)}")

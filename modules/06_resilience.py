@@ -121,7 +121,8 @@ async def retries_from_tenacity(client, settings):
     same fifty callers meet the same outage.
 
     Result: {answered} of {callers} callers answered, after {attempts} requests in all.
-    The decorator replaces the {hand_written_lines} lines of call_until_it_works.
+    The retrying call is {with_tenacity_lines} lines with tenacity, {hand_written_lines} by
+    hand.
     """
     sent = []
 
