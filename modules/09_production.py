@@ -282,15 +282,15 @@ def long_lived_workers():
 
     Result: {tasks_run} tasks ran in {processes} pool processes.
     """
-    queue, pids = "lesson09-children", []
+    queue, texts, pids = "lesson09-children", REVIEWS[:7], []
     with lesson_worker(queue, *PREFORK, "--concurrency", "1",
                        "--max-tasks-per-child", "3") as worker:
         inspector = app.control.inspect(destination=worker.names, timeout=2)
-        for text in REVIEWS[:7]:
+        for text in texts:
             llm_job.summarise_task.apply_async((text,), queue=queue).get(60)
             for stats in (inspector.stats() or {}).values():
                 pids += map(str, stats["pool"]["processes"])
-    return {"tasks_run": 7, "processes": len(set(pids)),
+    return {"tasks_run": len(texts), "processes": len(set(pids)),
             "pool_pid_after_each_task": pids}
 
 
