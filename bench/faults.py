@@ -129,6 +129,8 @@ if __name__ == "__main__":
     from course.settings import settings  # noqa: E402
 
     LOGS = Path(tempfile.mkdtemp(prefix="bench-faults-"))
+    WORKERS: list[subprocess.Popen] = []  # every worker this run started, and every redis-server
+    SERVERS: list[tuple[int, int]] = []  # (pid, port): whatever a failed scenario left is stopped at the end
 
     def start_redis(port: int, folder: Path, persistence: bool) -> int:
         """A redis-server on 127.0.0.1:port; with persistence, an append-only file synced on every write."""
@@ -142,7 +144,9 @@ if __name__ == "__main__":
             if time.monotonic() > deadline:
                 sys.exit(f"redis-server did not start on port {port}: {folder / 'redis.log'}")
             time.sleep(0.05)
-        return int((folder / "redis.pid").read_text())
+        pid = int((folder / "redis.pid").read_text())
+        SERVERS.append((pid, port))
+        return pid
 
     def kill(pid: int) -> None:
         try:
@@ -185,6 +189,7 @@ if __name__ == "__main__":
             process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
                                        stdin=subprocess.DEVNULL, start_new_session=True)
             self.workers.append(process)
+            WORKERS.append(process)
             self.wait_for_worker(node.split("@")[0], process)
             return process
 
@@ -473,7 +478,16 @@ if __name__ == "__main__":
         defaults.stop_workers()
         SIMULATOR.stop()
         faulty.stop()
-        kill(redis_pid)
+        for process in WORKERS:  # whatever a failed scenario left running, and only that
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGKILL)
+        for pid, port in SERVERS:
+            try:
+                ours = f"127.0.0.1:{port}" in Path(f"/proc/{pid}/cmdline").read_text()
+            except OSError:
+                ours = False  # already gone
+            if ours:
+                kill(pid)
         shutil.rmtree(folder, ignore_errors=True)
 
     head = f"{'scenario':44} {'configuration':58} {'sent':>5} {'completed':>9} {'kept':>5} {'held':>5} " \
