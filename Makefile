@@ -81,6 +81,8 @@ bench: setup             ## the benchmarks; each prints its measured figures
 	$(BIN)/python bench/celery_throughput.py
 	$(BIN)/python bench/job_api.py
 	$(BIN)/python bench/faults.py
+	$(BIN)/python bench/io_bound.py
+	$(BIN)/python bench/io_bound.py --pool prefork --concurrency 2 --runs 1   # Celery's default pool, for contrast
 
 stack:                   ## the shared stack in Docker (needs REDIS_PASSWORD, SIM_ADMIN_KEY, FLOWER_BASIC_AUTH in .env)
 	docker compose up -d
