@@ -15,8 +15,9 @@ port when that one is taken, said in the log) and writes its address to the Redi
 Prefork: a task runs in a pool process, and each process has its own memory, so a counter
 increased there is invisible to the others. The worker uses prometheus_client's multiprocess
 mode: at start-up (worker_init, before the pool forks) it points PROMETHEUS_MULTIPROC_DIR at a
-fresh folder; every process writes its values to files there, and the main process, which
-serves /metrics, adds them up at each scrape. The folder goes when the worker stops.
+fresh folder (.course-data/metrics/<pid>/); every process writes its values to files there,
+and the main process, which serves /metrics, adds them up at each scrape. The folder goes when
+the worker stops (or, after a kill, when the next worker starts).
 """
 from __future__ import annotations
 
@@ -24,7 +25,6 @@ import logging
 import os
 import shutil
 import socket
-import tempfile
 import threading
 import time
 import urllib.request
@@ -33,7 +33,7 @@ from celery import signals
 
 from course.console import Stop
 from course.jobs.celery_app import app
-from course.settings import settings
+from course.settings import DATA, settings
 
 log = logging.getLogger("course.metrics")
 
@@ -70,7 +70,7 @@ def start_exporter(sender=None, **_):
     global _metrics, _folder
     if getattr(sender, "app", None) is not app:
         return
-    _folder = tempfile.mkdtemp(prefix="course-metrics-")
+    _folder = _fresh_folder()
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = _folder
     from prometheus_client import values
 
@@ -82,6 +82,30 @@ def start_exporter(sender=None, **_):
         log.error("No /metrics endpoint: %s", error)
         return
     log.info("Metrics for Prometheus on %s", url)
+
+
+def _fresh_folder() -> str:
+    """.course-data/metrics/<pid>/, empty; the folders of workers that are gone (killed, so they
+    could not clean up) are removed."""
+    parent = DATA / "metrics"
+    parent.mkdir(parents=True, exist_ok=True)
+    for folder in parent.iterdir():
+        if folder.name.isdigit() and not _alive(int(folder.name)):
+            shutil.rmtree(folder, ignore_errors=True)
+    folder = parent / str(os.getpid())
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir()
+    return str(folder)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _make_metrics() -> dict:
