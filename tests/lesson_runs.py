@@ -10,7 +10,7 @@ from conftest import MODULES, run_lesson
 # How much faster than real time the simulated LLM answers in each lesson's run: fast enough
 # for the suite, slow enough that latencies stay well above the client's own overhead.
 SIM_SPEED = {"02_concurrent_llm": "5", "04_background_task": "5", "06_resilience": "5",
-             "07_job_api": "5",
+             "07_job_api": "5", "08_scaling": "5",
              "09_production": "5"}
 LESSONS = sorted(path.stem for path in MODULES.glob("[0-9][0-9]_*.py"))
 

@@ -415,7 +415,7 @@ async def ask_at_most(concurrency, prompts, headers=lambda index: {}):
     semaphore = asyncio.Semaphore(concurrency)
 
     async def ask(index, prompt):
-        async with semaphore:  # at most `concurrency` calls in flight
+        async with semaphore:  # at most `concurrency` in flight
             return await _ask(prompt, headers=headers(index), max_tokens=20)
 
     calls = [asyncio.ensure_future(ask(index, prompt))
@@ -423,7 +423,7 @@ async def ask_at_most(concurrency, prompts, headers=lambda index: {}):
     try:
         return await asyncio.gather(*calls)
     except BaseException:
-        for call in calls:  # gather leaves the others running: stop them
+        for call in calls:  # gather leaves the rest running
             call.cancel()
         raise
 
