@@ -51,6 +51,8 @@ def _failed(error: BaseException) -> tuple:
 
 
 class _Job:
+    __slots__ = ("thread", "stopped_by", "soft", "hard", "on_timeout")  # many wait in the heap
+
     def __init__(self, soft: float | None, hard: float | None, on_timeout):
         self.thread: int | None = None
         self.stopped_by: BaseException | None = None  # set once, when TaskStopped is raised
@@ -120,13 +122,15 @@ class TaskPool(thread.TaskPool):
 
     def _schedule(self, job: _Job) -> None:
         now = time.monotonic()
+        earliest = self._deadlines[0] if self._deadlines else None
         for seconds, soft in ((job.soft, True), (job.hard, False)):
             if seconds:
                 heapq.heappush(self._deadlines, (now + seconds, next(self._order), job, soft))
         if self._deadlines and self._watchdog is None:
             self._watchdog = threading.Thread(target=self._watch, name="time-limits", daemon=True)
             self._watchdog.start()
-        self._wake.notify()
+        if self._deadlines and self._deadlines[0] is not earliest:  # sooner than it sleeps for
+            self._wake.notify()
 
     def _watch(self) -> None:
         while True:
