@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
         for number in range(1, args.runs + 1):
             cpu = setup.cpu_seconds()
             took, failed = one_run(queue, args.tasks, args.latency)
-            cpu = setup.cpu_seconds() - cpu if cpu is not None else None
+            cpu = setup.cpu_seconds() - cpu
             runs.append({"took": took, "failed": failed, "cpu": cpu})
             print(f"  run {number}/{args.runs}: {took:.2f} s, {ideal / took:.3f} of the ceiling"
                   + (f", {failed} failed" if failed else ""), flush=True)
@@ -116,8 +116,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     ratios = [ideal / run["took"] for run in runs]
     took = statistics.median(run["took"] for run in runs)
-    cpus = [run["cpu"] for run in runs if run["cpu"] is not None]
-    cpu_ms = statistics.median(cpus) * 1000 / args.tasks if cpus else float("nan")
+    cpu_ms = statistics.median(run["cpu"] for run in runs) * 1000 / args.tasks
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"ideal={ideal:.2f}s actual={took:.2f}s (median of {len(runs)}) worker: {memory:.0f} MiB, "
           f"{cpu_ms:.2f} ms CPU per task; load average {load:.2f} on {os.cpu_count()} CPUs")
