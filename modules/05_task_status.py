@@ -285,8 +285,9 @@ def cancel_with_revoke(worker):
     """Cancel with revoke
 
     `revoke()` tells every worker to skip the task; with `terminate=True` a worker already
-    running it kills the process that runs it. Here a long report is cancelled after its
-    fifth step. Killing is abrupt: the task cannot clean up, so keep tasks safe to stop.
+    running it stops it where it runs (prefork kills its process; the course's thread pool
+    raises an exception in its thread). Here a long report is cancelled after its fifth step.
+    Stopping is abrupt, so keep tasks safe to stop.
 
     Result: stopped at step {progress_reached} of {steps}; {state} {revoke_to_revoked_ms}
     after revoke(), and still {state_a_moment_later} a moment later.

@@ -61,6 +61,7 @@ def test_redis_is_pinned_persistent_and_healthchecked():
     assert ":" in redis_service["image"] and not redis_service["image"].endswith(":latest")
     script = redis_service["command"][-1]
     assert "--appendonly yes" in script and "noeviction" in script
+    assert "--maxmemory $${REDIS_MAXMEMORY:-256mb}" in script  # bounded, as the embedded Redis
     assert "redis-cli" in " ".join(redis_service["healthcheck"]["test"])
 
 

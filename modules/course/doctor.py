@@ -152,8 +152,8 @@ def check_platform() -> list[Check]:
     version = ".".join(map(str, sys.version_info[:3]))
     checks = [Check(sys.version_info >= (3, 11), "Python", version, "install Python 3.11 or newer")]
     if sys.platform == "win32":
-        checks.append(Check(None, "Windows", "the worker's default pool does not run here",
-                            f"{workers.WORKER_COMMAND} --pool=solo"))
+        checks.append(Check(None, "Windows", "Celery's default pool (prefork) does not run here; "
+                            "make worker uses threads, which do", f"make worker  ({workers.WORKER_COMMAND})"))
     return checks
 
 
