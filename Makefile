@@ -18,10 +18,10 @@ $(STAMP): requirements.txt pyproject.toml
 	touch $(STAMP)
 
 course: setup            ## every lesson in order (pauses between steps on a terminal)
-	$(BIN)/python -m course.runner.lessons $(ARGS)
+	$(BIN)/python -m course.runner $(ARGS)
 
 lesson: setup            ## one lesson: make lesson N=2 (STEP=3 starts at its third step; no N lists them)
-	@$(BIN)/python -m course.runner.lessons --lesson "$(N)" $(if $(STEP),--step $(STEP)) $(ARGS)
+	@$(BIN)/python -m course.runner --lesson "$(N)" $(if $(STEP),--step $(STEP)) $(ARGS)
 
 # What only the tests need (browser driver, client libraries), on top of the course's own.
 $(TEST_STAMP): $(STAMP) requirements-test.txt

@@ -1,5 +1,7 @@
 """The lessons in order: run every one (`make course`), run one (`make lesson N=2 STEP=3`).
 
+`python -m course.runner` is the command behind both (see `__main__.py`).
+
 Each lesson runs as its own process, exactly as `python modules/NN_name.py` would run it.
 `q` at any pause leaves the whole course; a lesson that fails ends the run with its exit code.
 """
@@ -80,7 +82,3 @@ def main(argv: list[str]) -> int:
             return code
     print(f"\nAll {len(LESSONS)} lessons ran to the end.")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
