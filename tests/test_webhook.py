@@ -112,7 +112,8 @@ def test_a_refusal_reads_the_same_for_an_open_and_a_closed_port(private_redis):
 
 @pytest.mark.parametrize("url", ["ftp://127.0.0.1:21/x", "file:///etc/passwd", "not a url",
                                  f"http://user:pw@127.0.0.1:{TEST_WEBHOOK_PORT}/hooks/job-done",
-                                 f"http://127.1:{TEST_WEBHOOK_PORT}/hooks/job-done"])
+                                 f"http://127.1:{TEST_WEBHOOK_PORT}/hooks/job-done"],
+                         ids=["ftp", "file", "not-a-url", "credentials", "alias-127.1"])
 def test_other_schemes_credentials_and_aliases_are_refused(url):
     with pytest.raises(webhook.WebhookRefused):
         webhook.check_url(url)

@@ -26,6 +26,8 @@ NAME_PARTS = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|\d+")
 PLACE = {"location", "city", "place", "country", "destination", "origin", "address", "region", "town", "where"}
 PERSON = {"name", "title", "person", "author", "company", "user", "customer", "product"}
 QUERY = {"query", "q", "search", "question", "prompt", "input", "request", "keywords_query", "term", "terms"}
+PRAISE_AND_BLAME = {"excellent", "fantastic", "terrible", "awful", "solid", "best", "worst", "nothing", "says", "highly"}
+RATING = {"stars", "star", "rating", "score", "grade"}
 PROSE = {"answer", "explanation", "description", "reason", "reasoning", "response", "text", "message",
          "content", "details", "comment", "body", "justification", "rationale"}
 
@@ -188,6 +190,9 @@ def number(schema: dict, hints: Prompt, integer: bool, name: str) -> float | int
     if schema.get("exclusiveMaximum") is not None:
         high = schema["exclusiveMaximum"] - (1 if integer else 1e-6)
     value = hints.take_number()
+    if value is None and name_words(name) & RATING and low is not None and high is not None:
+        # A rating follows the text's tone: a glowing review gets the top of the scale.
+        value = {"positive": high, "negative": low}.get(answers.sentiment(hints.text), (low + high) / 2)
     if value is None:
         value = schema.get("default", low if low is not None else 1)
     if low is not None and value < low:
@@ -245,6 +250,11 @@ def by_name(words: set[str], hints: Prompt) -> str:
         return "English"
     if words & {"currency"}:
         return "USD"
+    if words & {"product", "item"}:
+        # The thing the text talks about: its first salient word or name that is not praise or blame.
+        tone = answers.POSITIVE | answers.NEGATIVE | PRAISE_AND_BLAME
+        named = [w for w in hints.salient + hints.proper if w.lower() not in tone]
+        return named[0].title() if named else "Product"
     if words & PERSON:
         return hints.proper[0] if hints.proper else hints.phrase(2).title()
     if words & QUERY:
