@@ -205,7 +205,7 @@ def inspecting_the_worker(app, worker):
     stats = inspector.stats() or {}
     queues = inspector.active_queues() or {}
     rows = [{"worker": name,
-             "processes": info["pool"]["max-concurrency"],
+             "slots": info["pool"]["max-concurrency"],  # processes or threads
              "prefetch": info["prefetch_count"],
              "queues": ", ".join(q["name"] for q in queues.get(name, [])),
              "tasks_run": sum(info["total"].values())}
@@ -236,7 +236,7 @@ def the_price_of_losing_nothing(app, worker):
     stats = (app.control.inspect(timeout=1.0).stats() or {}).values()
     return {"tiny_task_ms": overhead * 1000, "llm_task_s": llm_trip.seconds,
             "share_pct": 100 * overhead / llm_trip.seconds,
-            "processes": sum(s["pool"]["max-concurrency"] for s in stats),
+            "slots": sum(s["pool"]["max-concurrency"] for s in stats),
             "messages_reserved": sum(s["prefetch_count"] for s in stats)}
 
 

@@ -134,10 +134,10 @@ def group_runs_in_parallel(app, worker):
     """A group: independent tasks at the same time
 
     Sentiment, summary and keywords do not depend on each other. A group sends them all at
-    once; the worker's pool processes run them side by side, so with enough processes the
-    group takes about the time of the slowest task.
+    once; the worker's pool slots (threads here, processes under prefork) run them side by
+    side, so with enough slots the group takes about the time of the slowest task.
 
-    Result: the group was {speedup_x} faster, on {pool_processes} pool process(es).
+    Result: the group was {speedup_x} faster, on a worker with {pool_slots} slot(s).
     """
     analyses = [tasks.analyse_sentiment.s(ARTICLE),
                 tasks.summarise.s(ARTICLE),
@@ -156,7 +156,7 @@ def group_runs_in_parallel(app, worker):
     return {"one_by_one_s": one_by_one.seconds, "group_s": together.seconds,
             "tasks": len(answers),
             "speedup_x": one_by_one.seconds / together.seconds,
-            "pool_processes": sum(p["max-concurrency"] for p in pools)}
+            "pool_slots": sum(p["max-concurrency"] for p in pools)}
 
 
 def chord_collects_the_group(worker):

@@ -51,7 +51,7 @@ def test_the_chain_takes_its_keywords_from_the_summary(steps):
 
 def test_the_group_beats_one_by_one(steps):
     step = steps["group_runs_in_parallel"]
-    assert step["tasks"] == 3 and step["pool_processes"] >= 2
+    assert step["tasks"] == 3 and step["pool_slots"] >= 2
     assert step["group_s"] < step["one_by_one_s"]
 
 

@@ -105,15 +105,22 @@ def bars(seconds: dict[str, float]) -> Table:
 def rows(items: list[dict[str, Any]], title: str | None = None) -> Table:
     """A table whose columns are the keys of the first row; long cells fold, never cut.
     Rows with a cell of several lines are ruled apart, so each row reads as one."""
-    several_lines = any("\n" in str(value) for row in items for value in row.values())
+    several_lines = any("\n" in cell(key, value) for row in items for key, value in row.items())
     table = Table(title=title, title_justify="left", title_style="bold", box=box.SIMPLE_HEAD,
                   show_edge=False, show_lines=several_lines, header_style="bold cyan",
                   padding=(0, 1), pad_edge=False)
     for key in items[0]:
         table.add_column(numbers.label(key), overflow="fold")
     for row in items:
-        table.add_row(*(Text(numbers.figure(key, value)) for key, value in row.items()))
+        table.add_row(*(Text(cell(key, value)) for key, value in row.items()))
     return table
+
+
+def cell(key: str, value: Any) -> str:
+    """A table cell; a dict puts one item a line, so its column stays narrow."""
+    if isinstance(value, dict):
+        return "\n".join(numbers.figure(key, {name: item}) for name, item in value.items())
+    return numbers.figure(key, value)
 
 
 def pairs(figures: dict[str, Any]) -> Table:
