@@ -65,3 +65,12 @@ def test_each_lesson_ends_with_its_recap_and_the_next_command(name, lesson_run):
         assert f"Next: make lesson N={following[0][:2]}" in recap
     else:
         assert "That was the last lesson" in recap
+
+
+def test_a_long_dict_in_a_table_cell_puts_one_item_a_line():
+    from course.runner import show
+
+    assert show.cell("progress", {"current": 1, "total": 5}) == "current 1, total 5"
+    options = {"visibility_timeout": 300, "unacked_restore_interval": 10, "unacked_restore_throttle": 1}
+    assert show.cell("options", options).splitlines() == [
+        "visibility timeout 300", "unacked restore interval 10", "unacked restore throttle 1"]

@@ -117,10 +117,14 @@ def rows(items: list[dict[str, Any]], title: str | None = None) -> Table:
 
 
 def cell(key: str, value: Any) -> str:
-    """A table cell; a dict puts one item a line, so its column stays narrow."""
-    if isinstance(value, dict):
+    """A table cell; a long dict puts one item a line, so its column stays narrow."""
+    text = numbers.figure(key, value)
+    if isinstance(value, dict) and len(text) > LONG_CELL:
         return "\n".join(numbers.figure(key, {name: item}) for name, item in value.items())
-    return numbers.figure(key, value)
+    return text
+
+
+LONG_CELL = 40  # characters: "current 1, total 5" stays on one line, a transport's options do not
 
 
 def pairs(figures: dict[str, Any]) -> Table:
