@@ -40,7 +40,7 @@ def test_with_no_worker_the_lesson_says_what_it_waits_for_and_starts_one(private
     try:
         output = said(capsys)
         assert "Looking for a worker of yours (up to 0.5 s)" in output
-        assert "Starting a worker for this lesson on high,default,low" in output
+        assert "Starting a worker on high,default,low" in output
         assert worker.started_here and len(worker.names) == 1
         assert worker.names[0].startswith(f"lesson-{os.getpid()}")  # then -2, -3 for the next ones
     finally:

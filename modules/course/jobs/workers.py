@@ -117,7 +117,7 @@ def start_worker(queues: str = QUEUES, extra: tuple[str, ...] = (), timeout: flo
                                    start_new_session=True)
     worker = Worker([], process, log_path)
     deadline = time.monotonic() + timeout
-    with waiting(f"Starting a worker for this lesson on {queues} (up to {timeout:g} s)"):
+    with waiting(f"Starting a worker on {queues} (up to {timeout:g} s)"):
         while time.monotonic() < deadline and process.poll() is None:
             answering = workers_answering(timeout=0.5)
             if any(name.startswith(f"{node}@") for name in answering):
