@@ -83,7 +83,6 @@ if __name__ == "__main__":
     import subprocess
     import sys
     import tempfile
-    from contextlib import contextmanager
     from dataclasses import dataclass, field
     from pathlib import Path
     from urllib.parse import urlsplit
@@ -363,7 +362,7 @@ if __name__ == "__main__":
             ids = [variant.send_llm("Later", countdown=LONGEST_COUNTDOWN).id for _ in range(count)]
             time.sleep(VT + 1)
             variant.start_worker()  # restores what waited unacknowledged past the visibility timeout
-            done = settle(variant, ids, 30)
+            settle(variant, ids, 30)
             time.sleep(3)  # a second copy would have run by now
             completed, kept, twice = outcome(variant, ids)
             variant.stop_workers()

@@ -31,22 +31,11 @@ import time
 from pathlib import Path
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-# Redis first: the course reads REDIS_URL once, when it is imported.
-PRIVATE_REDIS = "REDIS_URL" not in os.environ
-if PRIVATE_REDIS:
-    os.environ["REDIS_URL"] = f"redis://127.0.0.1:{free_port()}/0"
+import bench_redis  # noqa: E402  (first: it sets REDIS_URL before the course reads it)
 
 from celery.result import ResultSet  # noqa: E402
 
-from course.jobs import redis_server, scaling, tasks, workers  # noqa: E402
+from course.jobs import scaling, tasks, workers  # noqa: E402
 from course.jobs.celery_app import app  # noqa: E402
 from course.llm.simulator import launcher  # noqa: E402
 
@@ -76,11 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     folder = Path(tempfile.mkdtemp(prefix="bench-io-bound-"))
-    url = os.environ["REDIS_URL"]
-    if PRIVATE_REDIS:
-        redis_server.start_redis(int(url.rsplit(":", 1)[1].split("/")[0]), folder)
-    else:
-        redis_server.ensure_redis(url)
+    bench_redis.start(folder)
     simulator = launcher.start()
     os.environ["OPENAI_BASE_URL"] = simulator.base_url  # the worker calls this simulator
     queue = f"bench-io-bound-{os.getpid()}"
@@ -107,8 +92,7 @@ def main(argv: list[str] | None = None) -> int:
             worker.stop()
         app.backend.client.delete(queue)
         simulator.stop()
-        if PRIVATE_REDIS:
-            redis_server.stop_redis(url, folder)
+        bench_redis.stop(folder)
 
     failed = sum(run["failed"] for run in runs)
     if failed:

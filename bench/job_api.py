@@ -39,23 +39,12 @@ CALLERS = {f"caller{n}": f"bench-token-of-caller-{n}" for n in range(1, 5)}
 FINAL = {"succeeded", "failed", "canceled"}
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-# Redis first: the course reads REDIS_URL once, when it is imported.
-PRIVATE_REDIS = "REDIS_URL" not in os.environ
-if PRIVATE_REDIS:
-    os.environ["REDIS_URL"] = f"redis://127.0.0.1:{free_port()}/0"
+import bench_redis  # noqa: E402  (first: it sets REDIS_URL before the course reads it)
 
 import httpx  # noqa: E402
 
 from course.api.server import RunningApi  # noqa: E402
-from course.jobs import redis_server, workers  # noqa: E402
+from course.jobs import workers  # noqa: E402
 from course.llm.simulator import launcher  # noqa: E402
 
 
@@ -171,11 +160,7 @@ def load(api: RunningApi) -> dict:
 
 def main() -> int:
     folder = Path(tempfile.mkdtemp(prefix="bench-job-api-"))
-    url = os.environ["REDIS_URL"]
-    if PRIVATE_REDIS:
-        redis_server.start_redis(int(url.rsplit(":", 1)[1].split("/")[0]), folder)
-    else:
-        redis_server.ensure_redis(url)
+    bench_redis.start(folder)
     simulator = launcher.start(speed=20)
     os.environ["OPENAI_BASE_URL"] = simulator.base_url  # the worker calls this simulator
     worker = api = None
@@ -195,8 +180,7 @@ def main() -> int:
         if worker is not None:
             worker.stop()
         simulator.stop()
-        if PRIVATE_REDIS:
-            redis_server.stop_redis(url, folder)
+        bench_redis.stop(folder)
 
     submit, poll = figures["submit_ms"], figures["poll_ms"]
     lost = figures["unfinished"] + figures["unlisted"]

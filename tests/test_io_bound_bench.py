@@ -26,6 +26,8 @@ def last_line(run: subprocess.CompletedProcess) -> dict[str, str]:
 
 
 def load_bench():
+    if str(ROOT / "bench") not in sys.path:  # as when it runs as a script: bench_redis is its neighbour
+        sys.path.append(str(ROOT / "bench"))
     spec = importlib.util.spec_from_file_location("io_bound", ROOT / "bench" / "io_bound.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

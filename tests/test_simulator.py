@@ -11,20 +11,9 @@ import pytest
 from openai import OpenAI
 
 from course.llm.simulator.launcher import start
+from simulator_fixtures import client, sim  # noqa: F401  (fixtures)
 
 REVIEW = "I love this product, works great and the battery life is excellent."
-
-
-@pytest.fixture(scope="module")
-def sim():
-    with start(speed=50) as running:
-        yield running
-
-
-@pytest.fixture(scope="module")
-def client(sim):
-    with OpenAI(base_url=sim.base_url, api_key="anything", max_retries=0, timeout=10) as c:
-        yield c
 
 
 def ask(client, content, model="gpt-4o-mini", system=None, **kwargs):

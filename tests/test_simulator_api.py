@@ -15,18 +15,7 @@ from openai import AsyncOpenAI, OpenAI
 
 from course.llm.simulator import tokenizer
 from course.llm.simulator.launcher import start
-
-
-@pytest.fixture(scope="module")
-def sim():
-    with start(speed=50) as running:
-        yield running
-
-
-@pytest.fixture(scope="module")
-def client(sim):
-    with OpenAI(base_url=sim.base_url, api_key="anything", max_retries=0, timeout=10) as c:
-        yield c
+from simulator_fixtures import client, sim  # noqa: F401  (fixtures)
 
 
 def user(content):

@@ -9,10 +9,10 @@ from typing import Literal
 import jsonschema
 import openai
 import pytest
-from openai import AsyncOpenAI, OpenAI
+from openai import AsyncOpenAI
 from pydantic import BaseModel
 
-from course.llm.simulator.launcher import start
+from simulator_fixtures import client, sim  # noqa: F401  (fixtures)
 
 REVIEW = "I love this phone: the battery is excellent and the camera is great."
 
@@ -30,18 +30,6 @@ class Review(BaseModel):
     address: Address
     tags: list[Literal["battery", "camera", "screen", "price"]]
     note: str | None
-
-
-@pytest.fixture(scope="module")
-def sim():
-    with start(speed=50) as running:
-        yield running
-
-
-@pytest.fixture(scope="module")
-def client(sim):
-    with OpenAI(base_url=sim.base_url, api_key="anything", max_retries=0, timeout=10) as c:
-        yield c
 
 
 def user(content):

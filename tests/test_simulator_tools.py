@@ -7,9 +7,9 @@ import json
 import jsonschema
 import openai
 import pytest
-from openai import AsyncOpenAI, OpenAI
+from openai import AsyncOpenAI
 
-from course.llm.simulator.launcher import start
+from simulator_fixtures import client, sim  # noqa: F401  (fixtures)
 
 WEATHER = {"type": "function", "function": {
     "name": "get_weather", "description": "Get the current weather for a city", "strict": True,
@@ -21,18 +21,6 @@ ADD = {"type": "function", "function": {
     "parameters": {"type": "object", "required": ["a", "b"],
                    "properties": {"a": {"type": "integer", "minimum": 0}, "b": {"type": "integer"}}}}}
 TOOLS = [WEATHER, ADD]
-
-
-@pytest.fixture(scope="module")
-def sim():
-    with start(speed=50) as running:
-        yield running
-
-
-@pytest.fixture(scope="module")
-def client(sim):
-    with OpenAI(base_url=sim.base_url, api_key="anything", max_retries=0, timeout=10) as c:
-        yield c
 
 
 def ask(client, content, **kwargs):

@@ -10,28 +10,10 @@ longer than that, on every queue of its Redis database. Never run one next to re
 """
 from __future__ import annotations
 
-import contextlib
-import os
-
 from course.jobs.workers import Worker, start_worker
 
 QUEUE = "resilience"
 VISIBILITY_TIMEOUT = 8  # seconds; the time limits (60%, 80%) and retry delays derive from it
-
-
-@contextlib.contextmanager
-def _environment(**values: str):
-    """Set environment variables while a worker is started (it copies the environment)."""
-    before = {name: os.environ.get(name) for name in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for name, value in before.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
 
 
 class OwnWorkers:
@@ -47,9 +29,9 @@ class OwnWorkers:
         from course.llm import ensure_endpoint
 
         ensure_endpoint()  # the worker inherits OPENAI_BASE_URL: the same simulator as the lesson
-        with _environment(CELERY_VISIBILITY_TIMEOUT=str(self.visibility_timeout)):
-            # prefork: the poison task must kill a pool process, never the whole worker
-            worker = start_worker(self.queue, extra=("--pool", "prefork", "--concurrency", str(self.concurrency)))
+        # prefork: the poison task must kill a pool process, never the whole worker
+        worker = start_worker(self.queue, extra=("--pool", "prefork", "--concurrency", str(self.concurrency)),
+                              environment={"CELERY_VISIBILITY_TIMEOUT": str(self.visibility_timeout)})
         self.started.append(worker)
         return worker
 

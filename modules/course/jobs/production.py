@@ -31,29 +31,13 @@ from course.settings import DATA, ROOT, settings
 EXAMPLE_TESTS = ROOT / "examples" / "testing_tasks"
 
 
-@contextlib.contextmanager
-def _environment(**values: str):
-    """Set environment variables for what this process starts inside the block."""
-    before = {name: os.environ.get(name) for name in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for name, value in before.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-
-
 def start_lesson_worker(queue: str, *options: str) -> workers.Worker:
     """A worker that reads only `queue`, its metrics on a free port (it says which in Redis),
     its log in .course-data/<queue>.log."""
     log = DATA / f"{queue}.log"
     DATA.mkdir(exist_ok=True)
     log.write_text("")
-    with _environment(METRICS_PORT="0"):
-        worker = workers.start_worker(queue, extra=(*options, f"--logfile={log}"))
+    worker = workers.start_worker(queue, extra=(*options, f"--logfile={log}"), environment={"METRICS_PORT": "0"})
     worker.log = log
     # start_worker names every worker that answered; keep only this one (its pid says which).
     stats = app.control.inspect(destination=worker.names, timeout=2).stats() or {}

@@ -96,11 +96,13 @@ def worker_command(queues: str = QUEUES, name: str | None = None, extra: tuple[s
 
 
 def start_worker(queues: str = QUEUES, extra: tuple[str, ...] = (), timeout: float = 40,
-                 pool: str | None = None, concurrency: int | None = None) -> Worker:
+                 pool: str | None = None, concurrency: int | None = None,
+                 environment: dict[str, str] | None = None) -> Worker:
     """Start a worker in the background on `queues` and wait until it answers ping.
 
     Celery's default pool (prefork, one process per CPU) unless `pool` / `concurrency` say
     otherwise; ensure_worker() starts the course's worker (WORKER_POOL, WORKER_CONCURRENCY).
+    `environment` adds variables for this worker only (a short visibility timeout, say).
 
     Its node name, lesson-<pid>@<host> (then -2, -3 ...), differs from your own worker's
     (celery@<host>), so both can run at once.
@@ -112,7 +114,7 @@ def start_worker(queues: str = QUEUES, extra: tuple[str, ...] = (), timeout: flo
     with open(log_path, "w") as log:
         # The environment passes through: REDIS_URL, and the lesson's OPENAI_BASE_URL.
         process = subprocess.Popen(worker_command(queues, f"{node}@%h", extra, pool, concurrency),
-                                   cwd=ROOT, env=dict(os.environ),
+                                   cwd=ROOT, env={**os.environ, **(environment or {})},
                                    stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                    start_new_session=True)
     worker = Worker([], process, log_path)
