@@ -95,7 +95,8 @@ async def retries_with_and_without_jitter(client, settings):
 
     Fifty callers send at once while the model is down (an outage asked of the
     simulator), and back off exponentially. Without jitter all wait the same and come
-    back together; with full jitter each waits a random part of twice that.
+    back together; with full jitter each waits a random part of twice that: a lower peak
+    for the server, though the unluckiest caller may finish later.
 
     Result: retries in the busiest 100 ms: {busiest_100ms}; every caller had its answer
     after {all_answered}.
