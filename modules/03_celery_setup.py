@@ -205,7 +205,7 @@ def inspecting_the_worker(app, worker):
     stats = inspector.stats() or {}
     queues = inspector.active_queues() or {}
     rows = [{"worker": name,
-             "slots": info["pool"]["max-concurrency"],  # processes or threads
+             "slots": info["pool"]["max-concurrency"],  # threads, processes
              "prefetch": info["prefetch_count"],
              "queues": ", ".join(q["name"] for q in queues.get(name, [])),
              "tasks_run": sum(info["total"].values())}
