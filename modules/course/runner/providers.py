@@ -13,6 +13,8 @@ import importlib
 import inspect
 from typing import Any, Callable
 
+from course.console import console, waiting
+
 # name -> ("module:attribute" of the thing or of a factory that takes no arguments, clean-up method)
 # Imported only when a step asks, so a lesson without an LLM never starts one.
 PROVIDERS: dict[str, tuple[str, str | None]] = {
@@ -25,6 +27,7 @@ PROVIDERS: dict[str, tuple[str, str | None]] = {
     # Workers lesson 06 starts, kills and starts again: its own queue, a short visibility timeout.
     "own_workers": ("course.jobs.own_worker:own_workers", "stop"),
 }
+SLOW_TO_STOP = {"worker", "api", "own_workers"}
 
 
 def llm_client():
@@ -60,13 +63,14 @@ class StepCaller:
         return self.made[name]
 
     def close(self) -> None:
-        for name, thing in reversed(list(self.made.items())):
-            cleanup = PROVIDERS[name][1]
-            if cleanup is None:
-                continue
-            with contextlib.suppress(Exception, KeyboardInterrupt):
-                outcome = getattr(thing, cleanup)()
-                if inspect.isawaitable(outcome):
-                    self.loop.run(outcome)
+        to_stop = [(name, thing) for name, thing in reversed(list(self.made.items())) if PROVIDERS[name][1]]
+        # A worker's warm shutdown takes seconds: on a terminal a live line says so (a log needs none).
+        slow = console.is_terminal and any(name in SLOW_TO_STOP for name, _ in to_stop)
+        with waiting("Stopping what the lesson started") if slow else contextlib.nullcontext():
+            for name, thing in to_stop:
+                with contextlib.suppress(Exception, KeyboardInterrupt):
+                    outcome = getattr(thing, PROVIDERS[name][1])()
+                    if inspect.isawaitable(outcome):
+                        self.loop.run(outcome)
         with contextlib.suppress(Exception, KeyboardInterrupt):
             self.loop.close()
