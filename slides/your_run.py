@@ -17,10 +17,11 @@ from pathlib import Path
 from typing import Any
 
 from course.runner.numbers import figure, label
+from course.settings import DATA
 
-from deck_source import ROOT, read_deck
+from deck_source import read_deck
 
-RUNS = ROOT / ".course-data" / "runs"  # where the lesson runner keeps each lesson's last run
+RUNS = DATA / "runs"  # where the lesson runner keeps each lesson's last run
 FIGURES_PER_STEP = 3
 STEPS_PER_SLIDE = 5  # one row per step, two lines high: five fit under the heading
 LABEL_CHARS = 16  # one line of a figure's cell

@@ -6,12 +6,15 @@ removed from the environment, and COURSE_ENV_FILE is empty, so the course reads 
 """
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import re
 import secrets
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -25,6 +28,11 @@ for name in list(os.environ):
     if name in SETTINGS or name.startswith(("OPENAI_", "SIM_", "WEBHOOK_", "FLOWER_")):
         del os.environ[name]
 os.environ["COURSE_ENV_FILE"] = ""  # read no .env: in this process, lessons and workers alike
+# Logs, beat's schedule and the metrics folders of this test process's own: with `make test`'s
+# three processes, two runs of one lesson never write the same log (lesson 09 greps its log).
+DATA = Path(tempfile.mkdtemp(prefix="course-data-"))
+os.environ["COURSE_DATA"] = str(DATA)
+atexit.register(shutil.rmtree, DATA, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
@@ -42,7 +50,7 @@ def lesson_env(**overrides: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("OPENAI_", "SIM_", "COURSE_", "REDIS_URL"))}
     env.update(COURSE_NO_PAUSE="1", TTY_INTERACTIVE="0", PYTHONUNBUFFERED="1", COLUMNS="120",
-               COURSE_ENV_FILE="", REDIS_URL=TEST_REDIS_URL)
+               COURSE_ENV_FILE="", COURSE_DATA=str(DATA), REDIS_URL=TEST_REDIS_URL)
     env.update(overrides)
     return env
 

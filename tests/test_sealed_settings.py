@@ -77,7 +77,7 @@ def learner(learner_clone):
 
 def run_in(copy, args, sealed=True, timeout=180):
     """Run `args` with the copy's course first on the path, in the environment a test gives a lesson."""
-    env = lesson_env(PYTHONPATH=str(copy / "modules"), SIM_SPEED="5")
+    env = lesson_env(PYTHONPATH=str(copy / "modules"), SIM_SPEED="5", COURSE_DATA=str(copy / ".course-data"))
     if not sealed:
         del env["COURSE_ENV_FILE"]
     return subprocess.run([sys.executable, *args], cwd=copy, env=env, capture_output=True, text=True,

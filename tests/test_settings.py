@@ -39,3 +39,18 @@ def test_course_env_file_names_the_file_to_read_and_empty_reads_none(tmp_path):
     assert chat_model_seen(str(elsewhere), tmp_path) == "model-from-other-env"
     assert chat_model_seen("", tmp_path) == "gpt-4o-mini"
     assert chat_model_seen(str(tmp_path / "missing.env"), tmp_path) == "gpt-4o-mini"
+
+
+def data_folder_seen(value: str | None, tmp_path) -> str:
+    env = {k: v for k, v in os.environ.items() if k != "COURSE_DATA"}
+    if value is not None:
+        env["COURSE_DATA"] = value
+    program = "from course.settings import DATA, shown; print(shown(DATA))"
+    return subprocess.run([sys.executable, "-c", program], env=env, cwd=tmp_path,
+                          capture_output=True, text=True, check=True).stdout.strip()
+
+
+def test_course_data_moves_the_data_folder_and_messages_show_where(tmp_path):
+    assert data_folder_seen(None, tmp_path) == ".course-data"  # in the repo, shown relative to it
+    assert data_folder_seen("elsewhere/data", tmp_path) == "elsewhere/data"  # relative to the repo
+    assert data_folder_seen(str(tmp_path / "data"), tmp_path) == str(tmp_path / "data")

@@ -13,12 +13,19 @@ from pathlib import Path
 from dotenv import load_dotenv
 
 ROOT = Path(__file__).resolve().parents[2]
-DATA = ROOT / ".course-data"  # git-ignored: the embedded Redis's data, the worker's log, beat's schedule
+# Git-ignored: the embedded Redis's data, the workers' logs, beat's schedule, the last runs.
+# COURSE_DATA moves it (only the environment sets it: the tests give each test process its own).
+DATA = Path(ROOT, os.environ.get("COURSE_DATA", "").strip() or ".course-data")
 # COURSE_ENV_FILE names the file to load (relative to the repo); empty loads none. The tests set
 # it empty, so a learner's key or Redis in .env never reaches them. Only the environment sets it.
 ENV_FILE = os.environ.get("COURSE_ENV_FILE", ".env").strip()
 if ENV_FILE:
     load_dotenv(ROOT / ENV_FILE)
+
+
+def shown(path: Path) -> str:
+    """A path as a message shows it: relative to the repo when it is inside, else in full."""
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
 
 
 def _text(name: str, default: str = "") -> str:

@@ -21,7 +21,7 @@ from pathlib import Path
 import httpx
 
 from course.console import Stop, notice, waiting
-from course.settings import DATA, DEMO_API_TOKENS, ROOT, settings
+from course.settings import DATA, DEMO_API_TOKENS, ROOT, settings, shown
 
 LOG = DATA / "api.log"
 
@@ -132,6 +132,6 @@ def lesson_api() -> RunningApi:
     api = RunningApi()
     with waiting(f"Starting the job API for this lesson on {api.url}"):
         api.start()
-    notice(f"Started the job API for this lesson at {api.url} (log: {LOG.relative_to(ROOT)}); it stops "
+    notice(f"Started the job API for this lesson at {api.url} (log: {shown(LOG)}); it stops "
            f"when the lesson ends. To run it yourself: make api  (then open http://127.0.0.1:{settings.api_port}/)")
     return api

@@ -17,7 +17,7 @@ import time
 import redis
 
 from course.console import notice
-from course.settings import DATA, ROOT
+from course.settings import DATA, ROOT, shown
 
 BEAT_COMMAND = "celery -A course beat --loglevel=info"
 BEAT_LOG = DATA / "beat.log"
@@ -47,7 +47,7 @@ def running_beat(client: redis.Redis, interval: float):
         process = subprocess.Popen(command, cwd=ROOT, env=dict(os.environ), stdout=log,
                                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                    start_new_session=True)
-    notice(f"Started beat for this step (log: {BEAT_LOG.relative_to(ROOT)}); it stops when the step "
+    notice(f"Started beat for this step (log: {shown(BEAT_LOG)}); it stops when the step "
            f"ends. To run it yourself, once: make beat  (that is: {BEAT_COMMAND})")
     try:
         yield process

@@ -26,7 +26,7 @@ from celery import states
 from course.console import Stop, notice, waiting
 from course.jobs import metrics, workers
 from course.jobs.celery_app import app
-from course.settings import DATA, ROOT, settings
+from course.settings import DATA, ROOT, settings, shown
 
 EXAMPLE_TESTS = ROOT / "examples" / "testing_tasks"
 
@@ -82,7 +82,7 @@ def wait_until(results, state: str = states.STARTED, count: int | None = None, s
     while sum(_reached(r.state, state, order) for r in results) < wanted:
         if time.monotonic() > deadline:
             raise Stop(f"Tasks did not reach {state} within {seconds:g} s: see the worker's log "
-                       f"({workers.WORKER_LOG.relative_to(ROOT)})")
+                       f"({shown(workers.WORKER_LOG)})")
         time.sleep(0.02)
 
 
@@ -161,10 +161,10 @@ def running_flower(timeout: float = 40):
             deadline = time.monotonic() + timeout
             while status(f"{flower.url}/healthcheck") != 200:
                 if time.monotonic() > deadline or process.poll() is not None:
-                    raise Stop("Flower did not start: see .course-data/flower.log")
+                    raise Stop(f"Flower did not start: see {shown(DATA / 'flower.log')}")
                 time.sleep(0.2)
             _until_flower_sees_task_events(flower, deadline)
-        notice(f"Started Flower for this step on {flower.url} (log: .course-data/flower.log); it stops "
+        notice(f"Started Flower for this step on {flower.url} (log: {shown(DATA / 'flower.log')}); it stops "
                "when the step ends. Your own: make flower")
         yield flower
     finally:
@@ -189,7 +189,7 @@ def _until_flower_sees_task_events(flower: Flower, deadline: float) -> None:
             return
         time.sleep(0.3)
         app.control.enable_events()
-    raise Stop("Flower saw no task events from the workers: see .course-data/flower.log")
+    raise Stop(f"Flower saw no task events from the workers: see {shown(DATA / 'flower.log')}")
 
 
 def status(url: str, auth: tuple[str, str] | None = None) -> int | None:

@@ -19,7 +19,7 @@ from urllib.parse import quote, unquote, urlsplit, urlunsplit
 import redis
 
 from course.console import Stop, notice
-from course.settings import DATA, ROOT, settings
+from course.settings import DATA, settings, shown
 
 LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1"}
 RUN_REDIS_YOURSELF = ("docker compose up -d redis, or install it: "
@@ -78,7 +78,7 @@ def ensure_redis(url: str | None = None) -> redis.Redis:
         folder = start_redis(port, password=unquote(urlsplit(url).password or ""))
         problem = redis_problem(url)
         notice(f"Started redis-server on 127.0.0.1:{port} for the course (data in "
-               f"{folder.relative_to(ROOT) if folder.is_relative_to(ROOT) else folder}); it keeps "
+               f"{shown(folder)}); it keeps "
                f"running after the lesson. Stop it: make stop-redis. Run your own: {RUN_REDIS_YOURSELF}.")
     if problem:
         raise Stop(problem)

@@ -24,7 +24,7 @@ from rq.serializers import JSONSerializer
 
 from course.console import Stop
 from course.jobs.llm_job import summarise  # noqa: F401  (loaded here for the worker)
-from course.settings import DATA, ROOT, settings
+from course.settings import DATA, ROOT, settings, shown
 
 REDIS_URL = settings.redis_url
 QUEUE_NAME = "course-rq"
@@ -60,7 +60,7 @@ def rq_workers(count: int, timeout: float = 30):
         while len(Worker.all(queue=queue())) < count:
             if time.monotonic() > deadline or any(p.poll() is not None for p in processes):
                 raise Stop(f"The RQ workers did not start within {timeout:g} s: "
-                           f"see {(DATA / 'rq-worker-1.log').relative_to(ROOT)}")
+                           f"see {shown(DATA / 'rq-worker-1.log')}")
             time.sleep(0.1)
         yield processes
     finally:

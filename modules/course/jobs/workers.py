@@ -18,7 +18,7 @@ from pathlib import Path
 from course.console import Stop, notice, waiting
 from course.jobs.celery_app import app
 from course.jobs.redis_server import ensure_redis
-from course.settings import DATA, ROOT, settings
+from course.settings import DATA, ROOT, settings, shown
 
 QUEUES = "high,default,low"
 # The course's worker, the one lesson 08 recommends for LLM work: tasks that wait on the network
@@ -128,7 +128,7 @@ def start_worker(queues: str = QUEUES, extra: tuple[str, ...] = (), timeout: flo
     worker.stop()
     tail = log_path.read_text()[-2000:] if log_path.exists() else "(no log)"
     raise Stop(f"The worker did not come up within {timeout:g} s. "
-               f"The end of {log_path.relative_to(ROOT)}:\n{tail}")
+               f"The end of {shown(log_path)}:\n{tail}")
 
 
 def ensure_worker(timeout: float = 40) -> Worker:
@@ -155,7 +155,7 @@ def ensure_worker(timeout: float = 40) -> Worker:
         notice(f"No worker of yours consumes the queue(s) {', '.join(missing)} ({who}): a task sent there "
                f"would wait forever. Starting a worker for this lesson on {', '.join(missing)}.")
     worker = start_worker(",".join(missing), timeout=timeout, pool=WORKER_POOL, concurrency=WORKER_CONCURRENCY)
-    notice(f"Started a worker for this lesson (log: {worker.log.relative_to(ROOT)}); "
+    notice(f"Started a worker for this lesson (log: {shown(worker.log)}); "
            f"it stops when the lesson ends. To run your own in a second terminal: "
            f"make worker  (that is: {WORKER_COMMAND})")
     return worker
