@@ -28,8 +28,8 @@ $(TEST_STAMP): $(STAMP) requirements-test.txt
 	$(BIN)/python -m pip install --quiet -r requirements-test.txt
 	touch $(TEST_STAMP)
 
-test: setup $(TEST_STAMP)  ## the whole test suite (three processes; every lesson run stays on one)
-	$(BIN)/python -m pytest -n 3 --dist loadgroup $(ARGS)
+test: setup $(TEST_STAMP)  ## the whole test suite, on three processes
+	$(BIN)/python -m pytest -n 3 $(ARGS)
 
 # The command is workers.WORKER_COMMAND (threads, the pool lesson 08 recommends); it prints it first.
 worker: setup            ## the course's Celery worker for lessons 03-08 (run it in a second terminal)

@@ -10,6 +10,7 @@ Marp CLI pinned in slides/package-lock.json (installed with `npm ci` on first us
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shutil
 import subprocess
@@ -57,20 +58,38 @@ def find_browser() -> str | None:
     return None
 
 
+@contextlib.contextmanager
+def one_install_at_a_time():
+    """Two renders at once (two terminals, or test processes) must not run `npm ci` together:
+    each empties node_modules/ under the other. The second waits, then finds the CLI installed."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: no flock; one `make slides` at a time
+        yield
+        return
+    with open(SLIDES / ".install.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
 def ensure_marp() -> Path:
     """The pinned Marp CLI, installed from the lock file on first use and when the lock file changes."""
     installed = SLIDES / "node_modules" / ".package-lock.json"  # npm ci writes it
-    if MARP.exists() and installed.exists() and installed.stat().st_mtime >= LOCK.stat().st_mtime:
+    with one_install_at_a_time():
+        if MARP.exists() and installed.exists() and installed.stat().st_mtime >= LOCK.stat().st_mtime:
+            return MARP
+        npm = shutil.which("npm")
+        if not npm or not shutil.which("node"):
+            raise CannotRender(NO_NODE)
+        print("Installing the Marp CLI pinned in slides/package-lock.json (npm ci, first use only)…")
+        done = subprocess.run([npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=SLIDES)
+        if done.returncode != 0 or not MARP.exists():
+            raise CannotRender("`npm ci` in slides/ failed (see above). Check that the npm registry is "
+                               "reachable, then run `make slides` again.")
         return MARP
-    npm = shutil.which("npm")
-    if not npm or not shutil.which("node"):
-        raise CannotRender(NO_NODE)
-    print("Installing the Marp CLI pinned in slides/package-lock.json (npm ci, first use only)…")
-    done = subprocess.run([npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=SLIDES)
-    if done.returncode != 0 or not MARP.exists():
-        raise CannotRender("`npm ci` in slides/ failed (see above). Check that the npm registry is "
-                           "reachable, then run `make slides` again.")
-    return MARP
 
 
 def prepare(out: Path, runs: Path = RUNS, decks: list[Path] | None = None) -> list[str]:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-pytest_plugins = ["lesson_runs"]  # each lesson run once, shared by its test and the screen tests
+pytest_plugins = ["lesson_runs"]  # each lesson run once per test process, shared by its tests and the screen tests
 
 ROOT = Path(__file__).resolve().parents[1]
 MODULES = ROOT / "modules"

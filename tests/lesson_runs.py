@@ -27,11 +27,3 @@ def lesson_run(private_redis, tmp_path_factory):
         return runs[name]
 
     return run
-
-
-def pytest_collection_modifyitems(items):
-    """With pytest-xdist (`make test` runs it): every test that reads a lesson's run goes to one
-    worker, so each lesson still runs once and the screen tests read the same output."""
-    for item in items:
-        if "lesson_run" in getattr(item, "fixturenames", ()):
-            item.add_marker(pytest.mark.xdist_group("lessons"))

@@ -31,9 +31,6 @@ if not check_slides.chromium_path():
 if not make_slides.MARP.exists() and not (shutil.which("npm") and shutil.which("node")):
     pytest.skip(f"no npm to install the Marp CLI: {HOW_TO_ENABLE}", allow_module_level=True)
 
-# One process renders every deck once (and installs the Marp CLI once) for all the tests here.
-pytestmark = pytest.mark.xdist_group("slides")
-
 DECKS = deck_files()
 
 
