@@ -27,3 +27,18 @@ def lesson_run(private_redis, tmp_path_factory):
         return runs[name]
 
     return run
+
+
+@pytest.fixture(scope="session")
+def lesson_figures(lesson_run):
+    """`lesson_figures("03_celery_setup", "Started a worker")` -> {step name: figures}, once the
+    lesson ran to the end with no traceback and printed every line given."""
+    def figures(name: str, *says: str) -> dict:
+        process, figures = lesson_run(name)
+        assert process.returncode == 0, process.stdout[-3000:] + process.stderr[-3000:]
+        assert "Traceback" not in process.stdout + process.stderr
+        for line in says:
+            assert line in process.stdout, f"{name} never said {line!r}"
+        return figures
+
+    return figures

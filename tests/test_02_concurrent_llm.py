@@ -5,12 +5,8 @@ NAME = "02_concurrent_llm"
 
 
 @pytest.fixture(scope="module")
-def steps(lesson_run):
-    process, figures = lesson_run(NAME)
-    assert process.returncode == 0, process.stdout[-3000:] + process.stderr
-    assert "Traceback" not in process.stdout + process.stderr
-    assert "simulated LLM" in process.stdout
-    return figures
+def steps(lesson_figures):
+    return lesson_figures(NAME, "simulated LLM")
 
 
 def test_ten_concurrent_calls_come_close_to_the_slowest_one(steps):

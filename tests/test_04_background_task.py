@@ -9,12 +9,8 @@ NAME = "04_background_task"
 
 
 @pytest.fixture(scope="module")
-def steps(lesson_run):
-    process, figures = lesson_run(NAME)
-    assert process.returncode == 0, process.stdout[-3000:] + process.stderr
-    assert "Traceback" not in process.stdout + process.stderr
-    assert "Started a worker for this lesson" in process.stdout
-    return figures
+def steps(lesson_figures):
+    return lesson_figures(NAME, "Started a worker for this lesson")
 
 
 def process_groups() -> set[int]:

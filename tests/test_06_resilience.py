@@ -6,10 +6,9 @@ NAME = "06_resilience"
 
 
 @pytest.fixture(scope="module")
-def steps(lesson_run):
-    process, figures = lesson_run(NAME)
-    assert process.returncode == 0, process.stdout[-3000:] + process.stderr
-    assert "Traceback" not in process.stdout + process.stderr
+def steps(lesson_run, lesson_figures):
+    figures = lesson_figures(NAME)
+    process, _ = lesson_run(NAME)
     assert "No outage injected" not in process.stdout  # the simulator took every outage
     return figures
 

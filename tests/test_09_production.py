@@ -15,10 +15,8 @@ NAME = "09_production"
 
 
 @pytest.fixture(scope="module")
-def figures(lesson_run):
-    process, figures = lesson_run(NAME)
-    assert process.returncode == 0, process.stdout[-3000:] + process.stderr[-3000:]
-    return figures
+def figures(lesson_figures):
+    return lesson_figures(NAME)
 
 
 def test_flower_pages_want_the_login_and_its_metrics_count_the_tasks(figures):

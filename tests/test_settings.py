@@ -23,14 +23,18 @@ def test_env_example_lists_only_settings_something_reads():
     assert DOCUMENTED - READ - COMPOSE_ONLY == set()
 
 
-def chat_model_seen(env_file: str | None, tmp_path) -> str:
-    """CHAT_MODEL as a fresh process of the course sees it, with COURSE_ENV_FILE set to `env_file`."""
-    env = {k: v for k, v in os.environ.items() if k not in ("CHAT_MODEL", "COURSE_ENV_FILE")}
-    if env_file is not None:
-        env["COURSE_ENV_FILE"] = env_file
-    program = "from course.settings import settings; print(settings.chat_model)"
+def seen_by_a_fresh_process(program: str, tmp_path, **settings: str | None) -> str:
+    """What `program` prints in a fresh process of the course with these settings (None: unset)."""
+    env = {k: v for k, v in os.environ.items() if k not in settings}
+    env.update({name: value for name, value in settings.items() if value is not None})
     return subprocess.run([sys.executable, "-c", program], env=env, cwd=tmp_path,
                           capture_output=True, text=True, check=True).stdout.strip()
+
+
+def chat_model_seen(env_file: str | None, tmp_path) -> str:
+    """CHAT_MODEL as the course sees it, with COURSE_ENV_FILE set to `env_file`."""
+    return seen_by_a_fresh_process("from course.settings import settings; print(settings.chat_model)",
+                                   tmp_path, CHAT_MODEL=None, COURSE_ENV_FILE=env_file)
 
 
 def test_course_env_file_names_the_file_to_read_and_empty_reads_none(tmp_path):
@@ -42,12 +46,8 @@ def test_course_env_file_names_the_file_to_read_and_empty_reads_none(tmp_path):
 
 
 def data_folder_seen(value: str | None, tmp_path) -> str:
-    env = {k: v for k, v in os.environ.items() if k != "COURSE_DATA"}
-    if value is not None:
-        env["COURSE_DATA"] = value
-    program = "from course.settings import DATA, shown; print(shown(DATA))"
-    return subprocess.run([sys.executable, "-c", program], env=env, cwd=tmp_path,
-                          capture_output=True, text=True, check=True).stdout.strip()
+    return seen_by_a_fresh_process("from course.settings import DATA, shown; print(shown(DATA))",
+                                   tmp_path, COURSE_DATA=value)
 
 
 def test_course_data_moves_the_data_folder_and_messages_show_where(tmp_path):

@@ -21,7 +21,7 @@ os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"  # before litellm is importe
 langchain_openai = pytest.importorskip("langchain_openai")
 litellm = pytest.importorskip("litellm")
 
-from course.llm.simulator.launcher import start  # noqa: E402
+from simulator_fixtures import sim  # noqa: E402,F401  (fixture)
 
 TIKTOKEN_FILES = Path(importlib.util.find_spec("litellm").origin).parent / "litellm_core_utils" / "tokenizers"
 os.environ.setdefault("TIKTOKEN_CACHE_DIR", str(TIKTOKEN_FILES))
@@ -32,12 +32,6 @@ class Ticket(BaseModel):
     category: str
     urgent: bool
     keywords: list[str]
-
-
-@pytest.fixture(scope="module")
-def sim():
-    with start(speed=50) as running:
-        yield running
 
 
 @pytest.fixture(scope="module")
