@@ -54,3 +54,13 @@ def test_course_data_moves_the_data_folder_and_messages_show_where(tmp_path):
     assert data_folder_seen(None, tmp_path) == ".course-data"  # in the repo, shown relative to it
     assert data_folder_seen("elsewhere/data", tmp_path) == "elsewhere/data"  # relative to the repo
     assert data_folder_seen(str(tmp_path / "data"), tmp_path) == str(tmp_path / "data")
+
+
+def test_a_course_data_that_cannot_be_made_says_so_without_a_traceback(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    env = {**os.environ, "COURSE_DATA": str(blocker / "data")}
+    process = subprocess.run([sys.executable, "-c", "import course.settings"], env=env, cwd=tmp_path,
+                             capture_output=True, text=True)
+    assert process.returncode == 1 and "Traceback" not in process.stderr
+    assert f"COURSE_DATA={blocker / 'data'} cannot be used" in process.stderr

@@ -16,6 +16,12 @@ ROOT = Path(__file__).resolve().parents[2]
 # Git-ignored: the embedded Redis's data, the workers' logs, beat's schedule, the last runs.
 # COURSE_DATA moves it (only the environment sets it: the tests give each test process its own).
 DATA = Path(ROOT, os.environ.get("COURSE_DATA", "").strip() or ".course-data")
+if os.environ.get("COURSE_DATA", "").strip():
+    try:  # a folder that cannot be made says so now, not in a traceback halfway through a lesson
+        DATA.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise SystemExit(f"COURSE_DATA={DATA} cannot be used ({error.strerror}): "
+                         "point it at a folder you can write to, or unset it.")
 # COURSE_ENV_FILE names the file to load (relative to the repo); empty loads none. The tests set
 # it empty, so a learner's key or Redis in .env never reaches them. Only the environment sets it.
 ENV_FILE = os.environ.get("COURSE_ENV_FILE", ".env").strip()
